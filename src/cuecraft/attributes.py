@@ -1,0 +1,236 @@
+"""What a user hands in: ``ConditioningAttributes`` and the values it holds.
+
+A batch item is one of:
+- a ``ConditioningAttributes`` (values sorted by kind: text, wav, joint_embed, number),
+- a ``SegmentWithAttributes`` (a dataset item that knows how to make the above), or
+- a plain metadata dict (``{"prompt": "a beautiful song", "seconds_total": 193}``), routed to
+  conditioners by their names (or the provider's ``default_keys``) and checked against the kind
+  each conditioner consumes.
+
+``None`` is always allowed and means "no value": the conditioner produces its null condition.
+Waveforms are per item: ``wav`` is [C, T] (or [T] for mono), at ``sample_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, NamedTuple, Union
+
+import torch
+
+from cuecraft.errors import ConditioningInputError
+
+AttributeKind = Literal["text", "wav", "joint_embed", "number"]
+ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "number")
+
+
+def _check_waveform(wav: torch.Tensor, sample_rate: int, length: int | None, owner: str) -> int:
+    """Validate a per-item waveform and return its valid length in samples."""
+    if not isinstance(wav, torch.Tensor) or wav.dim() not in (1, 2) or not wav.is_floating_point():
+        shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
+        raise ConditioningInputError(
+            f"{owner}.wav must be a float tensor [C, T] or [T]; got {shape}"
+        )
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ConditioningInputError(
+            f"{owner}.sample_rate must be a positive int; got {sample_rate!r}"
+        )
+    n_samples = wav.shape[-1]
+    if length is None:
+        return n_samples
+    if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= n_samples:
+        raise ConditioningInputError(
+            f"{owner}.length must be an int in [0, {n_samples}] (the samples in wav); got {length!r}"
+        )
+    return length
+
+
+@dataclass(frozen=True)
+class WavCondition:
+    """A waveform for one item.
+
+    wav: float [C, T] or [T]. sample_rate: Hz. length: valid samples (default: all of T).
+    path: where it came from, if a file. seek_time: its start in that file, in seconds.
+    """
+
+    wav: torch.Tensor
+    sample_rate: int
+    length: int | None = None
+    path: str | None = None
+    seek_time: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "length", _check_waveform(self.wav, self.sample_rate, self.length, "WavCondition")
+        )
+
+
+@dataclass(frozen=True)
+class JointEmbedCondition:
+    """Audio and/or text for a joint text-audio embedding (CLAP) of one item.
+
+    wav: float [C, T] or [T], or None. sample_rate: required with wav. text: str or None.
+    Both None means no value (null condition).
+    """
+
+    wav: torch.Tensor | None = None
+    sample_rate: int | None = None
+    text: str | None = None
+    length: int | None = None
+    path: str | None = None
+    seek_time: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.wav is not None:
+            checked = _check_waveform(
+                self.wav, self.sample_rate, self.length, "JointEmbedCondition"  # type: ignore[arg-type]
+            )
+            object.__setattr__(self, "length", checked)
+        if self.text is not None and not isinstance(self.text, str):
+            raise ConditioningInputError(
+                f"JointEmbedCondition.text must be a str or None; got {type(self.text).__name__}"
+            )
+
+
+AttributeValue = Union[str, int, float, WavCondition, JointEmbedCondition, None]
+
+
+@dataclass
+class ConditioningAttributes:
+    """Values for one item, by kind, then by condition name. A name absent from a dict is None."""
+
+    text: dict[str, str | None] = field(default_factory=dict)
+    wav: dict[str, WavCondition | None] = field(default_factory=dict)
+    joint_embed: dict[str, JointEmbedCondition | None] = field(default_factory=dict)
+    number: dict[str, int | float | None] = field(default_factory=dict)
+
+    def get(self, kind: AttributeKind, name: str) -> AttributeValue:
+        """The value of ``name`` among the attributes of ``kind``, None when absent."""
+        return getattr(self, kind).get(name)
+
+    def with_nulls(self, names: Mapping[AttributeKind, Sequence[str]] | None = None) -> ConditioningAttributes:
+        """A copy with the given ``{kind: [name, ...]}`` set to None (all of them by default).
+
+        This is the only way cuecraft makes null attributes: training-time dropout and the
+        unconditional branch of guidance both come through here.
+        """
+        copy = ConditioningAttributes(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
+        for kind in ATTRIBUTE_KINDS:
+            values = getattr(copy, kind)
+            chosen = list(values) if names is None else names.get(kind, ())
+            for name in chosen:
+                values[name] = None
+        return copy
+
+
+class SegmentWithAttributes(ABC):
+    """The interface a dataset item implements to hand its metadata to cuecraft."""
+
+    @abstractmethod
+    def to_condition_attributes(self) -> ConditioningAttributes:
+        """Turn this item's metadata into conditioning attributes."""
+
+
+class Route(NamedTuple):
+    """Where a conditioner takes its value from: its name, its kind and the metadata keys to try."""
+
+    name: str
+    kind: AttributeKind
+    keys: tuple[str, ...]
+
+
+_EXPECTED = {
+    "text": "a str or None",
+    "number": "an int or float (finite) or None",
+    "wav": "a WavCondition or None",
+    "joint_embed": "a JointEmbedCondition, a str (text only) or None",
+}
+
+
+def check_value(kind: AttributeKind, value: Any, where: str) -> AttributeValue:
+    """Validate one value for a conditioner of ``kind`` and return it in canonical form.
+
+    Numbers come back as int or float (NumPy scalars and one-element tensors are accepted);
+    a str given for a joint embedding becomes ``JointEmbedCondition(text=...)``.
+    ``where`` names the item and key for the error message.
+    """
+    if value is None:
+        return None
+    if kind == "text" and isinstance(value, str):
+        return value
+    if kind == "number":
+        number = _as_number(value)
+        if number is not None:
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ConditioningInputError(f"{where}: expected a finite number; got {number!r}")
+            return number
+    if kind == "wav" and isinstance(value, WavCondition):
+        return value
+    if kind == "joint_embed":
+        if isinstance(value, JointEmbedCondition):
+            return value
+        if isinstance(value, str):
+            return JointEmbedCondition(text=value)
+    raise ConditioningInputError(
+        f"{where}: expected {_EXPECTED[kind]} (kind '{kind}'); got {_describe(value)}"
+    )
+
+
+def _as_number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool:
+            return None
+        value = value.item()
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def to_attributes(item: Any, routes: Sequence[Route], index: int) -> ConditioningAttributes:
+    """Turn one batch item into checked ``ConditioningAttributes`` for the given routes.
+
+    Only the values the routes consume are checked and kept, so a dataset may carry extra
+    metadata. A plain dict must hold a key for every route (None is allowed as a value).
+    """
+    if isinstance(item, SegmentWithAttributes):
+        item = item.to_condition_attributes()
+    result = ConditioningAttributes()
+    if isinstance(item, ConditioningAttributes):
+        for route in routes:
+            where = f"item {index}, {route.kind} attribute '{route.name}'"
+            getattr(result, route.kind)[route.name] = check_value(
+                route.kind, item.get(route.kind, route.name), where
+            )
+        return result
+    if isinstance(item, Mapping):
+        for route in routes:
+            key = next((k for k in route.keys if k in item), None)
+            if key is None:
+                tried = " or ".join(repr(k) for k in route.keys)
+                raise ConditioningInputError(
+                    f"item {index}: missing key {tried} for condition '{route.name}' "
+                    f"(expected {_EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
+                )
+            getattr(result, route.kind)[route.name] = check_value(
+                route.kind, item[key], f"item {index}, key '{key}'"
+            )
+        return result
+    raise ConditioningInputError(
+        f"item {index}: expected a metadata dict, ConditioningAttributes or SegmentWithAttributes; "
+        f"got {type(item).__name__}"
+    )

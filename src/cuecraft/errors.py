@@ -1,0 +1,38 @@
+"""The exceptions cuecraft raises for bad input, bad configuration and missing extras.
+
+Every error says what was given, what is allowed and, where it helps, how to fix it. Each type
+also derives from the built-in exception a caller would naturally catch (ValueError, ImportError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CuecraftError(Exception):
+    """Base class of every error cuecraft raises on purpose."""
+
+
+class ConfigError(CuecraftError, ValueError):
+    """A configuration is invalid. Holds every problem found, each prefixed by its field path.
+
+    ``problems`` is the list of ``"path: message"`` lines; ``str(error)`` joins them.
+    """
+
+    def __init__(self, problems: str | Sequence[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        count = len(self.problems)
+        head = "invalid configuration" if count == 1 else f"invalid configuration ({count} problems)"
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
+
+class ConditioningInputError(CuecraftError, ValueError):
+    """A metadata item or attribute value cannot be turned into a condition."""
+
+
+class FusionError(CuecraftError, ValueError):
+    """Conditions handed to the fuser do not fit the routing or the input they are fused with."""
+
+
+class MissingDependencyError(CuecraftError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""

@@ -1,0 +1,96 @@
+"""``ConditionProvider``: a batch of metadata -> ``{name: Condition}`` from a set of conditioners.
+
+Notation: B batch, T condition length, D width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from cuecraft.attributes import ConditioningAttributes, Route, to_attributes
+from cuecraft.condition import Condition
+from cuecraft.conditioners.base import BaseConditioner, Tokens
+from cuecraft.errors import ConditioningInputError, ConfigError
+
+Batch = Sequence[Any]  # metadata dicts, ConditioningAttributes or SegmentWithAttributes items
+
+
+class ConditionProvider(nn.Module):
+    """Runs named conditioners over a batch.
+
+    Args:
+        conditioners: ``{name: conditioner}``. A conditioner reads the attribute of its own kind
+            and name; from a plain metadata dict it reads the key ``name``.
+        default_keys: ``{name: key}``: the metadata key to read when ``name`` itself is absent
+            (stable-audio-tools' ``default_keys``, e.g. ``{"prompt_t5": "prompt"}``).
+
+    Use ``tokenize(batch)`` (CPU work, e.g. in a data loader) then ``forward(tokens)`` (on the
+    provider's device), or ``condition(batch)`` for both. None values and dropped-out attributes
+    become null conditions.
+    """
+
+    def __init__(self, conditioners: Mapping[str, BaseConditioner], default_keys: Mapping[str, str] | None = None):
+        super().__init__()
+        default_keys = dict(default_keys or {})
+        problems = []
+        for name, conditioner in conditioners.items():
+            if not isinstance(conditioner, BaseConditioner):
+                problems.append(f"conditioners.{name}: expected a BaseConditioner; got {type(conditioner).__name__}")
+        for name, key in default_keys.items():
+            if name not in conditioners:
+                problems.append(f"default_keys.{name}: no conditioner is named {name!r}; names: {sorted(conditioners)}")
+            elif not isinstance(key, str):
+                problems.append(f"default_keys.{name}: expected a str key; got {key!r}")
+        if not conditioners:
+            problems.append("conditioners: at least one conditioner is needed")
+        if problems:
+            raise ConfigError(problems)
+        self.conditioners = nn.ModuleDict(dict(conditioners))
+        self.default_keys = default_keys
+        self.routes = [
+            Route(name, c.kind, (name, default_keys[name]) if name in default_keys else (name,))
+            for name, c in self.conditioners.items()
+        ]
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    def to_attributes(self, batch: Batch) -> list[ConditioningAttributes]:
+        """Check and convert every item into ConditioningAttributes holding what the conditioners read."""
+        if isinstance(batch, (Mapping, ConditioningAttributes, str)) or not isinstance(batch, Sequence):
+            raise ConditioningInputError(
+                f"expected a batch: a list of metadata dicts or ConditioningAttributes; got {type(batch).__name__}"
+            )
+        if len(batch) == 0:
+            raise ConditioningInputError("the batch is empty; give at least one item")
+        return [to_attributes(item, self.routes, i) for i, item in enumerate(batch)]
+
+    def tokenize(self, batch: Batch) -> dict[str, Tokens]:
+        """CPU-side preparation for every conditioner; no device work."""
+        attributes = self.to_attributes(batch)
+        tokens = {}
+        for route in self.routes:
+            values = [item.get(route.kind, route.name) for item in attributes]
+            try:
+                tokens[route.name] = self.conditioners[route.name].tokenize(values)
+            except ConditioningInputError as error:
+                raise ConditioningInputError(f"condition '{route.name}', {error}") from None
+        return tokens
+
+    def forward(self, tokens: Mapping[str, Tokens]) -> dict[str, Condition]:
+        """Embed tokens on the provider's device: ``{name: Condition([B, T, D], [B, T])}``."""
+        missing = [name for name in self.conditioners if name not in tokens]
+        if missing:
+            raise ConditioningInputError(f"tokens missing for conditions {missing}; got {sorted(tokens)}")
+        return {name: conditioner(tokens[name]) for name, conditioner in self.conditioners.items()}
+
+    def condition(self, batch: Batch) -> dict[str, Condition]:
+        """``forward(tokenize(batch))``."""
+        return self(self.tokenize(batch))

@@ -1,0 +1,72 @@
+"""``ConditioningStack``: a provider, a fuser and the dropouts, built together from one config.
+
+Notation: B batch, T length, D width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from cuecraft.condition import Condition
+from cuecraft.fuser import ConditionFuser, FusedInputs
+from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
+from cuecraft.provider import ConditionProvider
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    """One row of ``cuecraft condition``: a condition's shape and statistics for a batch."""
+
+    name: str
+    type: str
+    roles: tuple[str, ...]
+    shape: tuple[int, ...]
+    unmasked: float  # share of (item, position) pairs whose mask is True
+    mean: float  # over unmasked positions (NaN when none)
+    std: float  # over unmasked positions (NaN when fewer than two values)
+
+
+@dataclass
+class ConditioningStack:
+    """Everything that turns metadata into backbone inputs.
+
+    types: ``{name: registered type name}`` of each conditioner, in provider order.
+    """
+
+    provider: ConditionProvider
+    fuser: ConditionFuser
+    types: dict[str, str]
+    cfg_dropout: ClassifierFreeGuidanceDropout | None = None
+    attribute_dropout: AttributeDropout | None = None
+
+    def condition(self, batch: Sequence[Any], *, train: bool = False,
+                  generator: torch.Generator | None = None) -> dict[str, Condition]:
+        """Metadata -> ``{name: Condition}``; with ``train=True`` the configured dropouts act first."""
+        attributes = self.provider.to_attributes(batch)
+        if train and self.attribute_dropout is not None:
+            attributes = self.attribute_dropout(attributes, generator=generator)
+        if train and self.cfg_dropout is not None:
+            attributes = self.cfg_dropout(attributes, generator=generator)
+        return self.provider.condition(attributes)
+
+    def fuse(self, conditions: dict[str, Condition], input: torch.Tensor | None = None) -> FusedInputs:
+        return self.fuser(conditions, input)
+
+    def summarize(self, conditions: dict[str, Condition]) -> list[ConditionSummary]:
+        rows = []
+        for name, (embedding, mask) in conditions.items():
+            values = embedding[mask].float()  # [N_unmasked, D]
+            rows.append(ConditionSummary(
+                name=name,
+                type=self.types[name],
+                roles=tuple(self.fuser.roles_of(name)),
+                shape=tuple(embedding.shape),
+                unmasked=mask.float().mean().item(),
+                mean=values.mean().item() if values.numel() else float("nan"),
+                std=values.std().item() if values.numel() > 1 else float("nan"),
+            ))
+        return rows
