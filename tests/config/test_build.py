@@ -75,6 +75,11 @@ def test_every_problem_is_reported_with_its_path():
     assert error.value.problems[1].startswith("conditioners[2].type: unknown conditioner type 'intt'; valid types:")
 
 
+def test_attribute_dropout_errors_carry_their_path():
+    with pytest.raises(ConfigError, match=r"dropout.attributes.text.prompt: expected a probability in \[0, 1\]; got 2"):
+        build_stack(base_config(dropout={"attributes": {"text": {"prompt": 2}}}))
+
+
 def test_impossible_routing_is_a_build_time_error():
     config = base_config()
     config["conditioners"][0]["roles"] = ["global"]

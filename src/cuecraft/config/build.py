@@ -76,14 +76,14 @@ def build_stack(config: ConditioningConfig | Mapping[str, Any] | str | Path, *, 
     for spec in config.conditioners:
         for role in spec.roles:
             routing.setdefault(role, []).append(spec.id)
+    provider = ConditionProvider(conditioners, config.default_keys)
+    fuser = ConditionFuser(routing, config.fuser.cross_attention_pos_emb,
+                           config.fuser.cross_attention_pos_emb_scale)
+    fuser.check_shapes({n: (c.output_length, c.output_dim) for n, c in conditioners.items()})
     try:
-        provider = ConditionProvider(conditioners, config.default_keys)
-        fuser = ConditionFuser(routing, config.fuser.cross_attention_pos_emb,
-                               config.fuser.cross_attention_pos_emb_scale)
-        fuser.check_shapes({n: (c.output_length, c.output_dim) for n, c in conditioners.items()})
         attribute_dropout = AttributeDropout(config.dropout.attributes) if config.dropout.attributes else None
     except ConfigError as error:
-        raise ConfigError(error.problems) from None
+        raise ConfigError([f"dropout.attributes.{p}" for p in error.problems]) from None
     cfg_dropout = ClassifierFreeGuidanceDropout(config.dropout.cfg) if config.dropout.cfg else None
     types = {spec.id: spec.type for spec in config.conditioners}
     return ConditioningStack(provider, fuser, types, cfg_dropout, attribute_dropout)
