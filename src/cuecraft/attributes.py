@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, NamedTuple, Union
 
@@ -151,22 +151,28 @@ _EXPECTED = {
 }
 
 
-def check_value(kind: AttributeKind, value: Any, where: str) -> AttributeValue:
+def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str]) -> AttributeValue:
     """Validate one value for a conditioner of ``kind`` and return it in canonical form.
 
     Numbers come back as int or float (NumPy scalars and one-element tensors are accepted);
     a str given for a joint embedding becomes ``JointEmbedCondition(text=...)``.
-    ``where`` names the item and key for the error message.
+    ``where`` names the item and key for the error message (a callable is called only when
+    there is an error, so the common path formats no strings).
     """
     if value is None:
         return None
+    value_type = type(value)
+    if kind == "text" and value_type is str:
+        return value
+    if kind == "number" and (value_type is int or value_type is float) and math.isfinite(value):
+        return value  # the common case, without the numeric-tower checks below
     if kind == "text" and isinstance(value, str):
         return value
     if kind == "number":
         number = _as_number(value)
         if number is not None:
             if isinstance(number, float) and not math.isfinite(number):
-                raise ConditioningInputError(f"{where}: expected a finite number; got {number!r}")
+                raise ConditioningInputError(f"{_place(where)}: expected a finite number; got {number!r}")
             return number
     if kind == "wav" and isinstance(value, WavCondition):
         return value
@@ -176,8 +182,12 @@ def check_value(kind: AttributeKind, value: Any, where: str) -> AttributeValue:
         if isinstance(value, str):
             return JointEmbedCondition(text=value)
     raise ConditioningInputError(
-        f"{where}: expected {_EXPECTED[kind]} (kind '{kind}'); got {_describe(value)}"
+        f"{_place(where)}: expected {_EXPECTED[kind]} (kind '{kind}'); got {_describe(value)}"
     )
+
+
+def _place(where: str | Callable[[], str]) -> str:
+    return where() if callable(where) else where
 
 
 def _as_number(value: Any) -> int | float | None:
@@ -207,19 +217,10 @@ def to_attributes(item: Any, routes: Sequence[Route], index: int) -> Conditionin
     Only the values the routes consume are checked and kept, so a dataset may carry extra
     metadata. A plain dict must hold a key for every route (None is allowed as a value).
     """
-    if isinstance(item, SegmentWithAttributes):
-        item = item.to_condition_attributes()
     result = ConditioningAttributes()
-    if isinstance(item, ConditioningAttributes):
+    if isinstance(item, dict) or isinstance(item, Mapping):
         for route in routes:
-            where = f"item {index}, {route.kind} attribute '{route.name}'"
-            getattr(result, route.kind)[route.name] = check_value(
-                route.kind, item.get(route.kind, route.name), where
-            )
-        return result
-    if isinstance(item, Mapping):
-        for route in routes:
-            key = next((k for k in route.keys if k in item), None)
+            key = route.keys[0] if route.keys[0] in item else next((k for k in route.keys[1:] if k in item), None)
             if key is None:
                 tried = " or ".join(repr(k) for k in route.keys)
                 raise ConditioningInputError(
@@ -227,7 +228,16 @@ def to_attributes(item: Any, routes: Sequence[Route], index: int) -> Conditionin
                     f"(expected {_EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
                 )
             getattr(result, route.kind)[route.name] = check_value(
-                route.kind, item[key], f"item {index}, key '{key}'"
+                route.kind, item[key], lambda: f"item {index}, key '{key}'"
+            )
+        return result
+    if isinstance(item, SegmentWithAttributes):
+        item = item.to_condition_attributes()
+    if isinstance(item, ConditioningAttributes):
+        for route in routes:
+            getattr(result, route.kind)[route.name] = check_value(
+                route.kind, item.get(route.kind, route.name),
+                lambda: f"item {index}, {route.kind} attribute '{route.name}'",
             )
         return result
     raise ConditioningInputError(

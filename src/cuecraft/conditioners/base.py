@@ -86,7 +86,8 @@ class BaseConditioner(nn.Module, ABC):
             raise TypeError(f"tokenize takes a sequence of values, one per item; got {type(values).__name__}")
         if len(values) == 0:
             raise ValueError("tokenize needs at least one value (an empty batch has no shape)")
-        return [check_value(self.kind, value, f"item {i}") for i, value in enumerate(values)]
+        kind = self.kind
+        return [check_value(kind, value, lambda: f"item {i}") for i, value in enumerate(values)]
 
     @abstractmethod
     def tokenize(self, values: Sequence[Any]) -> Tokens:
@@ -109,6 +110,13 @@ class BaseConditioner(nn.Module, ABC):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, output_dim={self.output_dim}"
+
+
+def index_tokens(rows: Sequence[int | None]) -> Tokens:
+    """One table row per item (None: no value) -> ids [B, 1] (0 where None) and mask [B, 1]."""
+    ids = torch.tensor([0 if r is None else r for r in rows], dtype=torch.long).unsqueeze(1)
+    mask = torch.tensor([r is not None for r in rows], dtype=torch.bool).unsqueeze(1)
+    return Tokens(ids, mask)
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cuecraft.condition import Condition
-from cuecraft.conditioners.base import BaseConditioner, Tokens, check_int
+from cuecraft.conditioners.base import BaseConditioner, Tokens, check_int, index_tokens
 from cuecraft.conditioners.registry import register_conditioner
 from cuecraft.errors import ConditioningInputError, ConfigError
 
@@ -39,13 +39,10 @@ def split_words(text: str) -> list[str]:
 
 def pad_ids(rows: Sequence[Sequence[int]], min_length: int) -> Tokens:
     """Right-pad id lists with 0 into [B, T] (T = longest row, at least ``min_length``) + mask."""
-    length = max(min_length, max(len(row) for row in rows))
-    ids = torch.zeros(len(rows), length, dtype=torch.long)
-    mask = torch.zeros(len(rows), length, dtype=torch.bool)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = True
+    lengths = [len(row) for row in rows]
+    length = max(min_length, max(lengths))
+    ids = torch.tensor([[*row, *([0] * (length - len(row)))] for row in rows], dtype=torch.long)
+    mask = torch.arange(length).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, T]
     return Tokens(ids, mask)
 
 
@@ -158,9 +155,7 @@ class ListConditioner(BaseConditioner):
                     f"item {i}: unknown label {label!r}; expected one of {self.options} or None"
                 )
             rows.append(row)
-        ids = torch.tensor([[r or 0] for r in rows], dtype=torch.long)
-        mask = torch.tensor([[r is not None] for r in rows], dtype=torch.bool)
-        return Tokens(ids, mask)
+        return index_tokens(rows)
 
     def encode(self, tokens: Tokens) -> Condition:
         return Condition(self.embedder(tokens.values), tokens.mask)

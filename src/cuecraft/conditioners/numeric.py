@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cuecraft.condition import Condition
-from cuecraft.conditioners.base import BaseConditioner, Tokens, check_int, check_real
+from cuecraft.conditioners.base import BaseConditioner, Tokens, check_int, check_real, index_tokens
 from cuecraft.conditioners.registry import register_conditioner
 from cuecraft.errors import ConditioningInputError, ConfigError
 
@@ -53,9 +53,7 @@ class IntConditioner(BaseConditioner):
             if isinstance(value, float) and not value.is_integer():
                 raise ConditioningInputError(f"item {i}: expected a whole number; got {value!r}")
             rows.append(min(max(int(value), self.min_val), self.max_val) - self.min_val)
-        ids = torch.tensor([[r or 0] for r in rows], dtype=torch.long)
-        mask = torch.tensor([[r is not None] for r in rows], dtype=torch.bool)
-        return Tokens(ids, mask)
+        return index_tokens(rows)
 
     def encode(self, tokens: Tokens) -> Condition:
         return Condition(self.int_embedder(tokens.values), tokens.mask)
@@ -126,8 +124,8 @@ class NumberConditioner(BaseConditioner):
 
     def tokenize(self, values: Sequence[Any]) -> Tokens:
         checked = self.check_values(values)
-        raw = torch.tensor([[0.0 if v is None else float(v)] for v in checked], dtype=torch.float32)
-        mask = torch.tensor([[v is not None] for v in checked], dtype=torch.bool)
+        raw = torch.tensor([0.0 if v is None else float(v) for v in checked], dtype=torch.float32).unsqueeze(1)
+        mask = torch.tensor([v is not None for v in checked], dtype=torch.bool).unsqueeze(1)  # [B, 1]
         normalised = (raw.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
         return Tokens(normalised * mask, mask)
 
