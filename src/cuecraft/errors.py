@@ -36,3 +36,7 @@ class FusionError(CuecraftError, ValueError):
 
 class MissingDependencyError(CuecraftError, ImportError):
     """An optional dependency is not installed; the message names the extra that provides it."""
+
+
+class PretrainedModelNotFoundError(CuecraftError, FileNotFoundError):
+    """A pretrained model is neither at the given path nor in the Hugging Face cache."""

@@ -4,11 +4,16 @@
 - ``registry``: type names -> classes; ``register_conditioner`` for your own.
 - ``lut``: ``lut`` (hashed words or strings) and ``list`` (fixed labels).
 - ``numeric``: ``int`` and ``number``.
+- ``text``: pretrained transformer text encoders, ``t5`` and ``sentence`` (MiniLM by default).
+- ``clap``: ``clap_text`` and the joint text/audio ``clap``.
+- ``pretrained``: offline model resolution, frozen encoders, autocast, the embedding LRU.
 """
 
 from cuecraft.conditioners.base import BaseConditioner, Tokens
+from cuecraft.conditioners.clap import ClapConditioner, ClapTextConditioner
 from cuecraft.conditioners.lut import ListConditioner, LUTConditioner
 from cuecraft.conditioners.numeric import IntConditioner, NumberConditioner
+from cuecraft.conditioners.text import SentenceConditioner, T5Conditioner
 from cuecraft.conditioners.registry import (
     build_conditioner,
     conditioner_class,
@@ -18,6 +23,10 @@ from cuecraft.conditioners.registry import (
 
 __all__ = [
     "BaseConditioner",
+    "ClapConditioner",
+    "ClapTextConditioner",
+    "SentenceConditioner",
+    "T5Conditioner",
     "IntConditioner",
     "ListConditioner",
     "LUTConditioner",
