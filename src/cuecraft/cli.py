@@ -26,6 +26,15 @@ def _number(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:+.4f}"
 
 
+def _quiet_model_loading() -> None:
+    """The command prints its own output: turn off transformers' per-load progress bars."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.disable_progress_bar()
+
+
 def run_condition(args: argparse.Namespace) -> int:
     import torch
 
@@ -36,6 +45,7 @@ def run_condition(args: argparse.Namespace) -> int:
     metadata = read_file(metadata_path)
     if not isinstance(metadata, list):
         raise CuecraftError(f"{metadata_path}: expected a list of metadata objects; got {type(metadata).__name__}")
+    _quiet_model_loading()
     stack = build_stack(config_path, seed=args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.inference_mode():
@@ -60,7 +70,7 @@ def run_condition(args: argparse.Namespace) -> int:
         return 0
     print(f"config:   {config_path}")
     print(f"metadata: {metadata_path} ({len(metadata)} items{', training dropout on' if args.train else ''})")
-    print(f"weights:  random, seed {args.seed} (load trained weights to get meaningful values)\n")
+    print(f"weights:  pretrained encoders as the config names them; all other weights random (seed {args.seed})\n")
     print(_format_table(
         ["condition", "type", "roles", "shape [B, T, D]", "unmasked", "mean", "std"],
         [[r.name, r.type, "+".join(r.roles), str(list(r.shape)), f"{r.unmasked:.0%}", _number(r.mean), _number(r.std).lstrip("+")]
