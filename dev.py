@@ -42,18 +42,23 @@ def ensure_env() -> None:
 
 
 def main(argv: list[str]) -> int:
+    benches = sorted(p.relative_to(ROOT) for p in (ROOT / "bench").glob("[!_]*.py"))
     jobs = {
-        "demo": [PYTHON, "-m", "cuecraft", "condition"],
-        "test": [PYTHON, "-m", "pytest", "-q"],
-        "bench": [PYTHON, "bench/conditioning.py"],
+        "demo": [[PYTHON, "-m", "cuecraft", "condition"]],
+        "test": [[PYTHON, "-m", "pytest", "-q"]],
+        "bench": [[PYTHON, bench] for bench in benches],
     }
     if len(argv) < 1 or argv[0] not in jobs:
         print(f"usage: python3 dev.py {{{'|'.join(jobs)}}} [extra arguments]", file=sys.stderr)
         return 2
     ensure_env()
-    command = jobs[argv[0]] + argv[1:]
-    print("+", " ".join(str(a) for a in command), flush=True)
-    return subprocess.run([str(a) for a in command], cwd=ROOT).returncode
+    for command in jobs[argv[0]]:
+        command = command + argv[1:]
+        print("+", " ".join(str(a) for a in command), flush=True)
+        code = subprocess.run([str(a) for a in command], cwd=ROOT).returncode
+        if code:
+            return code
+    return 0
 
 
 if __name__ == "__main__":

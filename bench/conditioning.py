@@ -14,7 +14,7 @@ inputs in one call). Each figure is the median of N calls after warm-up, N chose
 runs about 0.25 s (``--quick``: about 0.03 s), taken in 5 rounds in which the implementations take
 turns. Threads: torch's default (the core count) unless ``--threads`` is given; it is reported.
 
-Baselines (bench/peer_styles.py), measured in the same run, are RE-IMPLEMENTATIONS OF THE PEERS'
+Baselines (bench/_peer_styles.py), measured in the same run, are RE-IMPLEMENTATIONS OF THE PEERS'
 ALGORITHMS, NOT THE PEERS' CODE, written from their published descriptions:
 - ``sat-style``: stable-audio-tools' MultiConditioner loop (per-condition Python lists from the
   metadata dicts, ``torch.tensor`` per conditioner, clamp/normalise, embed, ``[emb, ones mask]``),
@@ -33,11 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import random
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -52,7 +50,8 @@ from cuecraft import ConditionFuser, ConditionProvider, FusedInputs
 from cuecraft.conditioners import IntConditioner, LUTConditioner, NumberConditioner, lut
 
 # bench/ is on sys.path when this file runs as a script.
-from peer_styles import (  # isort: skip
+from _common import write_json  # isort: skip
+from _peer_styles import (  # isort: skip
     BPM_RANGE, N_BINS, ROUTING, SECONDS_RANGE, WIDTH, AudioCraftStyle, Metadata, StableAudioStyle,
 )
 
@@ -186,20 +185,6 @@ def check_same_work(impls: Sequence[Impl], batch: list[Metadata]) -> None:
     shapes = {i.name: {k: tuple(v.shape) if v is not None else None
                        for k, v in i.fuse(i.forward(i.tokenize(batch)), x).items()} for i in impls}
     assert len({json.dumps(s, sort_keys=True) for s in shapes.values()}) == 1, shapes
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
