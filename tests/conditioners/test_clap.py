@@ -118,3 +118,15 @@ def test_joint_config_errors(tiny_models):
     with pytest.raises(ConfigError) as error:
         ClapConditioner(clap_model_name=tiny_models["clap"], train_source="video", autocast_dtype="half")
     assert [p.split(":")[0] for p in error.value.problems] == ["autocast_dtype", "train_source"]
+
+
+def test_clap_text_from_an_already_loaded_model(tiny_models, reference):
+    model, processor = reference
+    wrapped = ClapTextConditioner.from_model(model, processor.tokenizer, padding="max_length").eval()
+    loaded = ClapTextConditioner(clap_model_name=tiny_models["clap"]).eval()
+    assert wrapped.encoder.text_model is model.text_model and wrapped.output_length == 1
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped.condition(["deep house"]).embedding,
+                                   loaded.condition(["deep house"]).embedding, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match=r"\['clap_model_name'\]: unknown settings"):
+        ClapTextConditioner.from_model(model, processor.tokenizer, clap_model_name="x")

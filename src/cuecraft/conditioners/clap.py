@@ -15,6 +15,7 @@ items (None, dropout, the unconditional branch) give the null condition like any
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -81,24 +82,49 @@ class ClapTextConditioner(TransformerTextConditioner):
                  enable_grad: bool = False, project_out: bool = False, autocast_dtype: str = "float32",
                  padding: str = "longest", normalize_text: bool = False, word_dropout: float = 0.0,
                  cache_size: int = 1024, allow_download: bool = False):
-        options = dict(padding=padding, enable_grad=enable_grad, autocast_dtype=autocast_dtype,
+        options = dict(output_dim=output_dim, use_text_features=use_text_features,
+                       feature_layer_ix=feature_layer_ix, max_length=max_length, enable_grad=enable_grad,
+                       project_out=project_out, autocast_dtype=autocast_dtype, padding=padding,
                        normalize_text=normalize_text, word_dropout=word_dropout, cache_size=cache_size)
-        problems = check_text_options(max_length=max_length, **options)
+        self._check(**options)
+        clap, processor = load_clap(clap_model_name, allow_download, "the clap_text conditioner")
+        self._setup(clap, processor.tokenizer, **options)
+
+    @classmethod
+    def from_model(cls, clap: nn.Module, tokenizer: Any, **options: Any) -> ClapTextConditioner:
+        """Wrap an already loaded ``ClapModel`` and its tokenizer (e.g. a pipeline's components);
+        ``options`` are the constructor's, less ``clap_model_name`` and ``allow_download``."""
+        conditioner = cls.__new__(cls)
+        defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                    if name not in ("self", "clap_model_name", "allow_download")}
+        unknown = set(options) - set(defaults)
+        if unknown:
+            raise ConfigError(f"{sorted(unknown)}: unknown settings; valid settings: {', '.join(defaults)}")
+        options = {**defaults, **options}
+        conditioner._check(**options)
+        conditioner._setup(clap, tokenizer, **options)
+        return conditioner
+
+    @staticmethod
+    def _check(*, use_text_features: Any, feature_layer_ix: Any, output_dim: Any, project_out: Any,
+               **text_options: Any) -> None:
+        problems = check_text_options(**text_options)
         if not isinstance(use_text_features, bool):
             problems.append(f"use_text_features: expected true or false; got {use_text_features!r}")
         problems += check_int("feature_layer_ix", feature_layer_ix)
         if problems:
             raise ConfigError(problems)
-        clap, processor = load_clap(clap_model_name, allow_download, "the clap_text conditioner")
+
+    def _setup(self, clap: nn.Module, tokenizer: Any, *, output_dim: int | None, use_text_features: bool,
+               feature_layer_ix: int, max_length: int | None, **options: Any) -> None:
         layers = clap.config.text_config.num_hidden_layers
         if not -(layers + 1) <= feature_layer_ix <= layers:
             raise ConfigError(f"feature_layer_ix: the model has {layers} layers (hidden states "
                               f"{-(layers + 1)}..{layers}); got {feature_layer_ix}")
-        tokenizer = processor.tokenizer
         max_length = max_length or min(getattr(tokenizer, "model_max_length", 512), 512)
         dim = clap.config.text_config.hidden_size if use_text_features else clap.config.projection_dim
-        super().__init__(_ClapText(clap), tokenizer, dim, output_dim, max_length=max_length,
-                         pooled=not use_text_features, project_out=project_out, **options)
+        TransformerTextConditioner.__init__(self, _ClapText(clap), tokenizer, dim, output_dim,
+                                            max_length=max_length, pooled=not use_text_features, **options)
         self.use_text_features = use_text_features
         self.feature_layer_ix = feature_layer_ix
 
