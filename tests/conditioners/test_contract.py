@@ -6,7 +6,7 @@ Adding a conditioner to the registry means adding an example here: the test fail
 import pytest
 import torch
 
-from cuecraft.attributes import JointEmbedCondition
+from cuecraft.attributes import JointEmbedCondition, WavCondition
 from cuecraft.conditioners import BaseConditioner, build_conditioner, registered_conditioners
 
 # type name -> (settings, a batch of values with at least one None). A str setting is formatted
@@ -20,6 +20,12 @@ EXAMPLES = {
         None,
         JointEmbedCondition(text="warm jazz guitar"),
         JointEmbedCondition(wav=torch.cos(torch.arange(2, 5000) * 0.3), sample_rate=16000, text="bass"),
+    ]),
+    "chroma_stem": ({"output_dim": 8, "sample_rate": 8000, "radix2_exp": 9, "duration": 0.5}, [
+        WavCondition(torch.sin(torch.arange(6000) * 0.2).expand(2, -1).contiguous(), sample_rate=16000),
+        None,
+        WavCondition(torch.sin(torch.arange(2000) * 0.31), sample_rate=8000),
+        WavCondition(torch.cos(torch.arange(9000) * 0.12), sample_rate=11025, length=7000),
     ]),
     "lut": ({"n_bins": 50, "dim": 6, "output_dim": 8}, ["deep house groove", None, "", "Piano"]),
     "list": ({"output_dim": 8, "options": ["rock", "jazz", "pop"]}, ["jazz", None, "rock", "pop"]),

@@ -4,12 +4,14 @@
 - ``registry``: type names -> classes; ``register_conditioner`` for your own.
 - ``lut``: ``lut`` (hashed words or strings) and ``list`` (fixed labels).
 - ``numeric``: ``int`` and ``number``.
+- ``chroma``: ``WaveformConditioner`` (base for waveforms) and ``chroma_stem`` (melody).
 - ``text``: pretrained transformer text encoders, ``t5`` and ``sentence`` (MiniLM by default).
 - ``clap``: ``clap_text`` and the joint text/audio ``clap``.
 - ``pretrained``: offline model resolution, frozen encoders, autocast, the embedding LRU.
 """
 
 from cuecraft.conditioners.base import BaseConditioner, Tokens
+from cuecraft.conditioners.chroma import ChromaStemConditioner, WaveformConditioner, WaveformTokens
 from cuecraft.conditioners.clap import ClapConditioner, ClapTextConditioner
 from cuecraft.conditioners.lut import ListConditioner, LUTConditioner
 from cuecraft.conditioners.numeric import IntConditioner, NumberConditioner
@@ -23,6 +25,7 @@ from cuecraft.conditioners.registry import (
 
 __all__ = [
     "BaseConditioner",
+    "ChromaStemConditioner",
     "ClapConditioner",
     "ClapTextConditioner",
     "SentenceConditioner",
@@ -32,6 +35,8 @@ __all__ = [
     "LUTConditioner",
     "NumberConditioner",
     "Tokens",
+    "WaveformConditioner",
+    "WaveformTokens",
     "build_conditioner",
     "conditioner_class",
     "register_conditioner",
