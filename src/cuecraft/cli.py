@@ -1,6 +1,7 @@
 """The ``cuecraft`` command: a thin, validated layer over the library.
 
     cuecraft condition [--config FILE] [--metadata FILE] [--seed N] [--train] [--json]
+    cuecraft cache fill --config FILE --data DIR [--workers N] [--no-progress] [--strict]
 """
 
 from __future__ import annotations
@@ -82,6 +83,46 @@ def run_condition(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_cache_fill(args: argparse.Namespace) -> int:
+    from cuecraft.cache_fill import fill_cache, format_unreadable
+
+    report = fill_cache(args.config, args.data, workers=args.workers,
+                        progress=None if args.no_progress else sys.stderr)
+    print(report.summary(), flush=True)
+    if report.unreadable:
+        print(format_unreadable(report.unreadable), flush=True)
+    return 1 if args.strict and report.unreadable else 0
+
+
+def _add_cache_parser(commands: argparse._SubParsersAction) -> None:
+    cache = commands.add_parser("cache", help="fill embedding caches ahead of training",
+                                description="Manage the embedding caches of cache-backed conditioners.")
+    actions = cache.add_subparsers(dest="cache_action", metavar="ACTION")
+
+    def no_action(args: argparse.Namespace) -> int:
+        cache.print_help()
+        return 2
+
+    cache.set_defaults(run=no_action)
+    fill = actions.add_parser(
+        "fill",
+        help="compute every missing cache entry for a folder or manifest of audio",
+        description="Build the conditioners of CONFIG, keep those with a cache (cache_path set, e.g. "
+                    "chroma_stem) and compute the entry of every audio file in DATA that is missing or "
+                    "corrupt (files already cached are skipped, so a stopped run resumes). Under "
+                    "torchrun --nproc_per_node K each rank takes every K-th file (RANK, WORLD_SIZE). "
+                    "Unreadable files are listed and counted at the end. Prints one summary line per rank.",
+    )
+    fill.add_argument("--config", metavar="FILE", required=True, help="conditioning config, JSON or YAML")
+    fill.add_argument("--data", metavar="DIR", required=True,
+                      help="folder of audio files (searched recursively), or a manifest: .txt (one path per "
+                           "line) or .jsonl (objects with a \"path\")")
+    fill.add_argument("--workers", metavar="N", type=int, default=1, help="processes per rank (default 1)")
+    fill.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    fill.add_argument("--strict", action="store_true", help="exit with status 1 when a file is unreadable")
+    fill.set_defaults(run=run_cache_fill, command_name="cache fill")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cuecraft",
@@ -106,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     condition.add_argument("--train", action="store_true", help="apply the config's training dropouts")
     condition.add_argument("--json", action="store_true", help="print the result as JSON")
     condition.set_defaults(run=run_condition)
+    _add_cache_parser(commands)
     return parser
 
 
@@ -118,5 +160,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except CuecraftError as error:
-        print(f"cuecraft {args.command}: error: {error}", file=sys.stderr)
+        print(f"cuecraft {getattr(args, 'command_name', args.command)}: error: {error}", file=sys.stderr)
         return 2
