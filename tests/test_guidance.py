@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cuecraft.attributes import ConditioningAttributes, JointEmbedCondition, WavCondition
+from cuecraft.attributes import ATTRIBUTE_KINDS, ConditioningAttributes, JointEmbedCondition, WavCondition
 from cuecraft.conditioners import IntConditioner, LUTConditioner, NumberConditioner
 from cuecraft.errors import ConditioningInputError, ConfigError
 from cuecraft.guidance import (
@@ -25,7 +25,7 @@ def item(i=0):
 
 
 def is_null(a: ConditioningAttributes) -> bool:
-    return all(v is None for kind in ("text", "number", "wav", "joint_embed") for v in getattr(a, kind).values())
+    return all(v is None for kind in ATTRIBUTE_KINDS for v in getattr(a, kind).values())
 
 
 def test_cfg_dropout_rate_is_per_sample_and_seeded():
@@ -64,7 +64,7 @@ def test_dropout_config_errors():
     with pytest.raises(ConfigError) as error:
         AttributeDropout({"txt": {"a": 0.1}, "text": {"b": -0.1}})
     assert error.value.problems == [
-        "txt: unknown attribute kind; valid kinds: text, wav, joint_embed, number",
+        "txt: unknown attribute kind; valid kinds: text, wav, joint_embed, number, embedding",
         "text.b: expected a probability in [0, 1]; got -0.1",
     ]
     with pytest.raises(ConditioningInputError, match="convert metadata first"):

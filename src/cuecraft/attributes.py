@@ -24,8 +24,9 @@ import torch
 
 from cuecraft.errors import ConditioningInputError
 
-AttributeKind = Literal["text", "wav", "joint_embed", "number"]
-ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "number")
+AttributeKind = Literal["text", "wav", "joint_embed", "number", "embedding"]
+# ``embedding`` holds pre-encoded conditions: a ready embedding [T, D] (or [D]) per item.
+ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "number", "embedding")
 
 
 def _check_waveform(wav: torch.Tensor, sample_rate: int, length: int | None, owner: str) -> int:
@@ -96,7 +97,7 @@ class JointEmbedCondition:
             )
 
 
-AttributeValue = Union[str, int, float, WavCondition, JointEmbedCondition, None]
+AttributeValue = Union[str, int, float, WavCondition, JointEmbedCondition, torch.Tensor, None]
 
 
 @dataclass
@@ -107,6 +108,7 @@ class ConditioningAttributes:
     wav: dict[str, WavCondition | None] = field(default_factory=dict)
     joint_embed: dict[str, JointEmbedCondition | None] = field(default_factory=dict)
     number: dict[str, int | float | None] = field(default_factory=dict)
+    embedding: dict[str, torch.Tensor | None] = field(default_factory=dict)
 
     def get(self, kind: AttributeKind, name: str) -> AttributeValue:
         """The value of ``name`` among the attributes of ``kind``, None when absent."""
@@ -148,6 +150,7 @@ _EXPECTED = {
     "number": "an int or float (finite) or None",
     "wav": "a WavCondition or None",
     "joint_embed": "a JointEmbedCondition, a str (text only) or None",
+    "embedding": "a float tensor [T, D] or [D] (a pre-encoded condition) or None",
 }
 
 
@@ -176,6 +179,8 @@ def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str])
             return number
     if kind == "wav" and isinstance(value, WavCondition):
         return value
+    if kind == "embedding" and isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() in (1, 2):
+        return value if value.dim() == 2 else value.unsqueeze(0)
     if kind == "joint_embed":
         if isinstance(value, JointEmbedCondition):
             return value

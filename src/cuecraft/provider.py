@@ -27,16 +27,22 @@ class ConditionProvider(nn.Module):
             and name; from a plain metadata dict it reads the key ``name``.
         default_keys: ``{name: key}``: the metadata key to read when ``name`` itself is absent
             (stable-audio-tools' ``default_keys``, e.g. ``{"prompt_t5": "prompt"}``).
+        pre_encoded_keys: names whose values arrive already embedded: a float tensor [T, D] (or
+            [D]) per item, with D the conditioner's ``output_dim``; the conditioner is skipped.
 
     Use ``tokenize(batch)`` (CPU work, e.g. in a data loader) then ``forward(tokens)`` (on the
     provider's device), or ``condition(batch)`` for both. None values and dropped-out attributes
     become null conditions.
     """
 
-    def __init__(self, conditioners: Mapping[str, BaseConditioner], default_keys: Mapping[str, str] | None = None):
+    def __init__(self, conditioners: Mapping[str, BaseConditioner], default_keys: Mapping[str, str] | None = None,
+                 pre_encoded_keys: Sequence[str] = ()):
         super().__init__()
         default_keys = dict(default_keys or {})
         problems = []
+        for name in pre_encoded_keys:
+            if name not in conditioners:
+                problems.append(f"pre_encoded_keys: no conditioner is named {name!r}; names: {sorted(conditioners)}")
         for name, conditioner in conditioners.items():
             if not isinstance(conditioner, BaseConditioner):
                 problems.append(f"conditioners.{name}: expected a BaseConditioner; got {type(conditioner).__name__}")
@@ -51,8 +57,10 @@ class ConditionProvider(nn.Module):
             raise ConfigError(problems)
         self.conditioners = nn.ModuleDict(dict(conditioners))
         self.default_keys = default_keys
+        self.pre_encoded_keys = frozenset(pre_encoded_keys)
         self.routes = [
-            Route(name, c.kind, (name, default_keys[name]) if name in default_keys else (name,))
+            Route(name, "embedding" if name in self.pre_encoded_keys else c.kind,
+                  (name, default_keys[name]) if name in default_keys else (name,))
             for name, c in self.conditioners.items()
         ]
 
@@ -79,6 +87,9 @@ class ConditionProvider(nn.Module):
         for route in self.routes:
             values = [item.get(route.kind, route.name) for item in attributes]
             try:
+                if route.kind == "embedding":
+                    tokens[route.name] = self._stack_embeddings(route.name, values)
+                    continue
                 tokens[route.name] = self.conditioners[route.name].tokenize(values)
             except ConditioningInputError as error:
                 raise ConditioningInputError(f"condition '{route.name}', {error}") from None
@@ -89,7 +100,31 @@ class ConditionProvider(nn.Module):
         missing = [name for name in self.conditioners if name not in tokens]
         if missing:
             raise ConditioningInputError(f"tokens missing for conditions {missing}; got {sorted(tokens)}")
-        return {name: conditioner(tokens[name]) for name, conditioner in self.conditioners.items()}
+        return {
+            name: self._pre_encoded(tokens[name]) if name in self.pre_encoded_keys else conditioner(tokens[name])
+            for name, conditioner in self.conditioners.items()
+        }
+
+    def _stack_embeddings(self, name: str, values: Sequence[torch.Tensor | None]) -> Tokens:
+        """Pre-encoded values [T_i, D] -> Tokens(values [B, T, D] zero-padded, mask [B, T])."""
+        width = self.conditioners[name].output_dim
+        for i, value in enumerate(values):
+            if value is not None and value.shape[-1] != width:
+                raise ConditioningInputError(f"item {i}: a pre-encoded embedding of width {width} is expected "
+                                             f"(the conditioner's output_dim); got shape {tuple(value.shape)}")
+        length = max([1] + [v.shape[0] for v in values if v is not None])
+        embedding = torch.zeros(len(values), length, width)
+        mask = torch.zeros(len(values), length, dtype=torch.bool)
+        for i, value in enumerate(values):
+            if value is not None:
+                embedding[i, : value.shape[0]] = value
+                mask[i, : value.shape[0]] = True
+        return Tokens(embedding, mask)
+
+    def _pre_encoded(self, tokens: Tokens) -> Condition:
+        dtype = next((p.dtype for p in self.parameters()), torch.float32)
+        tokens = tokens.to(self.device)
+        return Condition(tokens.values.to(dtype), tokens.mask)
 
     def condition(self, batch: Batch) -> dict[str, Condition]:
         """``forward(tokenize(batch))``."""

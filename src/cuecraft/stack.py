@@ -42,6 +42,8 @@ class ConditioningStack:
     types: dict[str, str]
     cfg_dropout: ClassifierFreeGuidanceDropout | None = None
     attribute_dropout: AttributeDropout | None = None
+    guidance_scale: float = 1.0  # classifier-free guidance at inference (1: off)
+    rescale_phi: float = 0.0
 
     def condition(self, batch: Sequence[Any], *, train: bool = False,
                   generator: torch.Generator | None = None) -> dict[str, Condition]:

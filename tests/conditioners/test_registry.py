@@ -40,8 +40,11 @@ def test_users_register_and_build_their_own(clean_registry):
 
 
 def test_unknown_type_lists_valid_names():
-    with pytest.raises(ConfigError, match="unknown conditioner type 'tt5'; valid types: int, list, lut, number"):
+    with pytest.raises(ConfigError) as error:
         build_conditioner("tt5", {})
+    valid = ", ".join(sorted(registry.registered_conditioners()))
+    assert error.value.problems == [f"type: unknown conditioner type 'tt5'; valid types: {valid}"]
+    assert {"int", "list", "lut", "number", "t5", "sentence", "clap_text", "clap"} <= set(valid.split(", "))
 
 
 def test_unknown_and_missing_settings_are_all_reported():

@@ -62,16 +62,15 @@ def conditioner_class(name: str) -> type[BaseConditioner]:
         raise ConfigError(f"type: unknown conditioner type {name!r}; valid types: {valid}") from None
 
 
-def build_conditioner(type_name: str, config: Mapping[str, Any]) -> BaseConditioner:
-    """Build a conditioner from its type name and keyword settings, strictly.
-
-    Unknown settings and missing required settings are ConfigErrors (all of them at once), as is
-    any value the conditioner's constructor rejects. Problem paths are relative to ``config``
-    (``min_val: ...``); callers prefix them with where the config sits in their file.
-    """
-    cls = conditioner_class(type_name)
+def check_settings(type_name: str, config: Mapping[str, Any]) -> list[str]:
+    """Problems with ``config`` for conditioner type ``type_name``, without building anything:
+    an unknown type, unknown settings and missing required settings (all of them)."""
+    try:
+        cls = conditioner_class(type_name)
+    except ConfigError as error:
+        return error.problems
     if not isinstance(config, Mapping):
-        raise ConfigError(f"config: expected a mapping of settings; got {type(config).__name__}")
+        return [f"config: expected a mapping of settings; got {type(config).__name__}"]
     parameters = {
         name: p
         for name, p in inspect.signature(cls.__init__).parameters.items()
@@ -87,6 +86,17 @@ def build_conditioner(type_name: str, config: Mapping[str, Any]) -> BaseConditio
     for name, p in parameters.items():
         if p.default is p.empty and name not in config:
             problems.append(f"{name}: required by conditioner type '{type_name}' but not given")
+    return problems
+
+
+def build_conditioner(type_name: str, config: Mapping[str, Any]) -> BaseConditioner:
+    """Build a conditioner from its type name and keyword settings, strictly.
+
+    Unknown settings and missing required settings are ConfigErrors (all of them at once), as is
+    any value the conditioner's constructor rejects. Problem paths are relative to ``config``
+    (``min_val: ...``); callers prefix them with where the config sits in their file.
+    """
+    problems = check_settings(type_name, config)
     if problems:
         raise ConfigError(problems)
-    return cls(**config)
+    return conditioner_class(type_name)(**config)

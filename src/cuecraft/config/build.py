@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,8 +11,11 @@ from typing import Any
 import torch
 
 from cuecraft.conditioners import build_conditioner, conditioner_class
-from cuecraft.config.schema import ConditioningConfig, parse_config
-from cuecraft.errors import ConfigError
+from cuecraft.conditioners.registry import check_settings
+from cuecraft.config.formats import LoadedConfig, load_config
+from cuecraft.config.schema import ConditioningConfig
+from cuecraft.conditioners.base import BaseConditioner
+from cuecraft.errors import ConfigError, PretrainedModelNotFoundError
 from cuecraft.fuser import ConditionFuser
 from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
 from cuecraft.provider import ConditionProvider
@@ -24,66 +26,129 @@ DEFAULT_CONFIG = EXAMPLES / "default.json"
 DEFAULT_METADATA = EXAMPLES / "default_metadata.json"
 
 
-def read_file(path: str | Path) -> Any:
-    """Parse a JSON or YAML file (by suffix); errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+def settings_of(config: ConditioningConfig, index: int) -> dict[str, Any]:
+    """Conditioner ``index``'s settings, with ``output_dim`` defaulting to ``cond_dim``."""
+    spec = config.conditioners[index]
+    settings = dict(spec.config)
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except ValueError as error:  # json.JSONDecodeError and yaml.YAMLError's parse errors
-        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}") from None
-    except Exception as error:  # yaml raises its own hierarchy
-        raise ConfigError(f"{path}: cannot be parsed: {error}") from None
+        accepted = inspect.signature(conditioner_class(spec.type).__init__).parameters
+    except ConfigError:
+        return settings
+    if "output_dim" in accepted and "output_dim" not in settings:
+        settings["output_dim"] = config.cond_dim
+    return settings
 
 
-def build_stack(config: ConditioningConfig | Mapping[str, Any] | str | Path, *, seed: int | None = None) -> ConditioningStack:
-    """Build provider, fuser and dropouts from a config, checking everything before returning.
+def _located(index: int, problems: list[str]) -> list[str]:
+    return [f"conditioners[{index}].{p}" if p.startswith("type:") else f"conditioners[{index}].config.{p}"
+            for p in problems]
 
-    ``seed`` makes the random initialisation of the conditioners' weights reproducible without
-    touching the global random state.
+
+def check_config_types(config: ConditioningConfig) -> None:
+    """Every conditioner's type is registered and its settings are ones it takes (nothing built)."""
+    problems = []
+    for i, spec in enumerate(config.conditioners):
+        problems += _located(i, check_settings(spec.type, settings_of(config, i)))
+    if problems:
+        raise ConfigError(problems)
+
+
+def build_conditioners(config: ConditioningConfig, *, seed: int | None = None, missing_models: str = "raise"
+                       ) -> tuple[dict[str, BaseConditioner], dict[str, PretrainedModelNotFoundError]]:
+    """Build every conditioner of ``config``; ConfigError lists every problem with its path.
+
+    ``missing_models="report"`` leaves out conditioners whose pretrained model is not available
+    and returns them as ``{id: error}`` instead of raising (for ``cuecraft config validate``).
     """
-    if isinstance(config, (str, Path)):
-        config = read_file(config)
-    if not isinstance(config, ConditioningConfig):
-        config = parse_config(config)
-
     problems: list[str] = []
-    conditioners = {}
+    conditioners: dict[str, BaseConditioner] = {}
+    unavailable: dict[str, PretrainedModelNotFoundError] = {}
     rng = torch.random.fork_rng() if seed is not None else nullcontext()
     with rng:
         if seed is not None:
             torch.manual_seed(seed)
         for i, spec in enumerate(config.conditioners):
-            settings = dict(spec.config)
             try:
-                accepted = inspect.signature(conditioner_class(spec.type).__init__).parameters
-                if "output_dim" in accepted and "output_dim" not in settings:
-                    settings["output_dim"] = config.cond_dim
-                conditioners[spec.id] = build_conditioner(spec.type, settings)
+                conditioners[spec.id] = build_conditioner(spec.type, settings_of(config, i))
             except ConfigError as error:
-                prefix = f"conditioners[{i}]." if error.problems[0].startswith("type:") else f"conditioners[{i}].config."
-                problems += [prefix + p for p in error.problems]
+                problems += _located(i, error.problems)
+            except PretrainedModelNotFoundError as error:
+                if missing_models != "report":
+                    raise
+                unavailable[spec.id] = error
     if problems:
         raise ConfigError(problems)
+    return conditioners, unavailable
 
+
+def routing_of(config: ConditioningConfig) -> dict[str, list[str]]:
+    """``{role: [ids]}`` in config order."""
     routing: dict[str, list[str]] = {}
     for spec in config.conditioners:
         for role in spec.roles:
             routing.setdefault(role, []).append(spec.id)
-    provider = ConditionProvider(conditioners, config.default_keys)
-    fuser = ConditionFuser(routing, config.fuser.cross_attention_pos_emb,
+    return routing
+
+
+def check_widths(config: ConditioningConfig, widths: Mapping[str, int]) -> None:
+    """Dimension bookkeeping: the routed widths must be what the backbone reads.
+
+    cross (and prepend) token widths equal ``backbone.cross_attention_dim`` (``prepend_dim``),
+    the cross width defaulting to ``cond_dim``; global and input_concat widths add up to
+    ``backbone.global_dim`` (``input_concat_dim``) when those are given.
+    """
+    routing = routing_of(config)
+    index = {spec.id: i for i, spec in enumerate(config.conditioners)}
+    backbone = config.backbone
+    problems = []
+    for role, expected, source in (("cross", backbone.cross_attention_dim or config.cond_dim,
+                                    "backbone.cross_attention_dim" if backbone.cross_attention_dim else "cond_dim"),
+                                   ("prepend", backbone.prepend_dim, "backbone.prepend_dim")):
+        for name in routing.get(role, []):
+            if expected is not None and name in widths and widths[name] != expected:
+                problems.append(f"conditioners[{index[name]}] ({name}): routed to '{role}' with width "
+                                f"{widths[name]}, but {source} is {expected}")
+    for role, expected, source in (("global", backbone.global_dim, "backbone.global_dim"),
+                                   ("input_concat", backbone.input_concat_dim, "backbone.input_concat_dim")):
+        names = routing.get(role, [])
+        if expected is not None and names and all(n in widths for n in names):
+            total = sum(widths[n] for n in names)
+            if total != expected:
+                parts = " + ".join(f"{n} {widths[n]}" for n in names)
+                problems.append(f"{source}: is {expected}, but the conditions routed to '{role}' add up to "
+                                f"{total} ({parts})")
+    if problems:
+        raise ConfigError(problems)
+
+
+def build_stack(config: LoadedConfig | ConditioningConfig | Mapping[str, Any] | str | Path, *,
+                seed: int | None = None) -> ConditioningStack:
+    """Build provider, fuser and dropouts from a config, checking everything before returning.
+
+    ``config`` is a path or mapping in any format ``load_config`` reads, or an already loaded
+    config. ``seed`` makes the random initialisation of the conditioners' weights reproducible
+    without touching the global random state. Errors name fields as the source file spells them.
+    """
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    try:
+        return _build(loaded.config, seed)
+    except ConfigError as error:
+        raise ConfigError([loaded.translation.peer_path(p) for p in error.problems]) from None
+
+
+def _build(config: ConditioningConfig, seed: int | None) -> ConditioningStack:
+    conditioners, _ = build_conditioners(config, seed=seed)
+    provider = ConditionProvider(conditioners, config.default_keys, config.pre_encoded_keys)
+    fuser = ConditionFuser(routing_of(config), config.fuser.cross_attention_pos_emb,
                            config.fuser.cross_attention_pos_emb_scale)
     fuser.check_shapes({n: (c.output_length, c.output_dim) for n, c in conditioners.items()})
+    check_widths(config, {n: c.output_dim for n, c in conditioners.items()})
     try:
         attribute_dropout = AttributeDropout(config.dropout.attributes) if config.dropout.attributes else None
     except ConfigError as error:
         raise ConfigError([f"dropout.attributes.{p}" for p in error.problems]) from None
     cfg_dropout = ClassifierFreeGuidanceDropout(config.dropout.cfg) if config.dropout.cfg else None
     types = {spec.id: spec.type for spec in config.conditioners}
-    return ConditioningStack(provider, fuser, types, cfg_dropout, attribute_dropout)
+    return ConditioningStack(provider, fuser, types, cfg_dropout, attribute_dropout,
+                             guidance_scale=float(config.guidance.scale),
+                             rescale_phi=float(config.guidance.rescale_phi))

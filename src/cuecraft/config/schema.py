@@ -50,12 +50,30 @@ class DropoutSpec(_Strict):
     attributes: dict[StrictStr, dict[StrictStr, StrictFloat | StrictInt]] = Field(default_factory=dict)
 
 
+class GuidanceSpec(_Strict):
+    scale: StrictFloat | StrictInt = Field(default=1.0, ge=0)  # classifier-free guidance scale at inference
+    rescale_phi: StrictFloat | StrictInt = Field(default=0.0, ge=0, le=1)  # std rescaling (0: off)
+
+
+class BackboneSpec(_Strict):
+    """Widths the backbone expects; each given one is checked against the routed conditions."""
+
+    cross_attention_dim: StrictInt | None = Field(default=None, ge=1)  # token width of ``cross``
+    global_dim: StrictInt | None = Field(default=None, ge=1)  # ΣD of ``global``
+    prepend_dim: StrictInt | None = Field(default=None, ge=1)  # token width of ``prepend``
+    input_concat_dim: StrictInt | None = Field(default=None, ge=1)  # ΣD of ``input_concat``
+
+
 class ConditioningConfig(_Strict):
     cond_dim: StrictInt = Field(ge=1)  # output_dim given to conditioners that do not set their own
     conditioners: list[ConditionerSpec] = Field(min_length=1)
     default_keys: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    # Conditions whose metadata values are already embeddings ([T, D] or [D] tensors).
+    pre_encoded_keys: list[StrictStr] = Field(default_factory=list)
     fuser: FuserSpec = Field(default_factory=FuserSpec)
     dropout: DropoutSpec = Field(default_factory=DropoutSpec)
+    guidance: GuidanceSpec = Field(default_factory=GuidanceSpec)
+    backbone: BackboneSpec = Field(default_factory=BackboneSpec)
 
 
 def field_path(location: tuple[Any, ...]) -> str:
@@ -82,9 +100,20 @@ def parse_config(data: Any) -> ConditioningConfig:
         for j, role in enumerate(spec.roles):
             if role not in FUSER_ROLES:
                 problems.append(f"conditioners[{i}].roles[{j}]: unknown role {role!r}; valid roles: {', '.join(FUSER_ROLES)}")
+    for i, key in enumerate(config.pre_encoded_keys):
+        if key not in ids:
+            problems.append(f"pre_encoded_keys[{i}]: no conditioner has id {key!r}; ids: {ids}")
+    for name in config.default_keys:
+        if name not in ids:
+            problems.append(f"default_keys.{name}: no conditioner has id {name!r}; ids: {ids}")
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def dump_config(config: ConditioningConfig) -> dict[str, Any]:
+    """The canonical mapping of ``config`` (defaults left out), ready to write as JSON or YAML."""
+    return config.model_dump(mode="json", exclude_defaults=True)
 
 
 def _short(value: Any) -> str:
