@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cuecraft._optional import require
-from cuecraft.attributes import JointEmbedCondition
+from cuecraft.attributes import JointEmbedCondition, WavCondition
+from cuecraft.audio.resample import prepare_waveform
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, check_int
 from cuecraft.conditioners.pretrained import (
@@ -222,23 +223,22 @@ class ClapConditioner(BaseConditioner):
     def audio_windows(self, item: JointEmbedCondition) -> list[np.ndarray]:
         """One item's audio, mono at CLAP's rate, cut in windows of ``window_samples``."""
         assert item.wav is not None and item.sample_rate is not None and item.length is not None
-        wav = item.wav if item.wav.dim() == 1 else item.wav.mean(dim=0)  # down-mix [C, T] -> [T]
-        wav = wav[: item.length].detach().to("cpu", torch.float32).numpy()
-        if item.sample_rate != self.sample_rate:
-            librosa = require("librosa", extra="audio", purpose="resampling audio for CLAP")
-            wav = librosa.resample(wav, orig_sr=item.sample_rate, target_sr=self.sample_rate)
+        wav = prepare_waveform(item.wav, item.sample_rate, self.sample_rate, item.length).numpy()
         if wav.size == 0:
             return []
         return [wav[start: start + self.window_samples] for start in range(0, wav.size, self.window_samples)]
 
     def tokenize(self, values: Sequence[Any]) -> JointTokens:
+        return self._tokenize_joint(self.check_values(values))  # type: ignore[arg-type]
+
+    def _tokenize_joint(self, values: Sequence[JointEmbedCondition | None]) -> JointTokens:
         preferred = self.train_source if self.training else self.eval_source
         texts: list[str] = []
         text_rows: list[int] = []
         windows: list[np.ndarray] = []
         owners: list[int] = []
         present: list[bool] = []
-        for i, item in enumerate(self.check_values(values)):
+        for i, item in enumerate(values):
             has_audio = item is not None and item.wav is not None and item.length
             has_text = item is not None and bool(item.text and item.text.strip())
             source = preferred if (has_audio if preferred == "audio" else has_text) else (
@@ -289,3 +289,26 @@ class ClapConditioner(BaseConditioner):
     def extra_repr(self) -> str:
         return (f"train_source={self.train_source!r}, eval_source={self.eval_source!r}, "
                 f"frozen={not self.enable_grad}, " + super().extra_repr())
+
+
+@register_conditioner("clap_audio")
+class ClapAudioConditioner(ClapConditioner):
+    """CLAP audio embedding [B, 1, D] of a waveform (``WavCondition``), as ``clap`` embeds audio.
+
+    Args: as ClapConditioner, less the sources (always the audio).
+    """
+
+    kind = "wav"
+
+    def __init__(self, output_dim: int | None = None, clap_model_name: str = "laion/larger_clap_music",
+                 enable_grad: bool = False, project_out: bool = False, autocast_dtype: str = "float32",
+                 allow_download: bool = False):
+        super().__init__(output_dim, clap_model_name, train_source="audio", eval_source="audio",
+                         enable_grad=enable_grad, project_out=project_out, autocast_dtype=autocast_dtype,
+                         allow_download=allow_download)
+
+    def tokenize(self, values: Sequence[Any]) -> JointTokens:
+        waves: list[WavCondition | None] = self.check_values(values)  # type: ignore[assignment]
+        joint = [None if w is None else JointEmbedCondition(wav=w.wav, sample_rate=w.sample_rate, length=w.length)
+                 for w in waves]
+        return self._tokenize_joint(joint)
