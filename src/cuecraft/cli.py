@@ -123,6 +123,73 @@ def _add_cache_parser(commands: argparse._SubParsersAction) -> None:
     fill.set_defaults(run=run_cache_fill, command_name="cache fill")
 
 
+def run_config_validate(args: argparse.Namespace) -> int:
+    from cuecraft.config.report import validate_config
+
+    _quiet_model_loading()
+    report = validate_config(args.file)
+    print(f"{args.file}: valid {report.format} config\n")
+    print(_format_table(
+        ["id", "type", "roles", "output [B, T, D]", "parameters", "trainable"],
+        [[r.id, r.type, "+".join(r.roles), "-" if r.shape is None else str(list(r.shape)),
+          f"{r.parameters:,}", "frozen" if r.parameters and not r.trainable else f"{r.trainable:,}"]
+         for r in report.rows],
+    ))
+    for r in report.rows:
+        if r.note:
+            print(f"\nnote: {r.id}: {r.note}")
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.ignored:
+        print(f"\nignored (not used by cuecraft): {', '.join(report.ignored)}")
+    return 0
+
+
+def run_config_convert(args: argparse.Namespace) -> int:
+    from cuecraft.config.build import check_config_types
+    from cuecraft.config.formats import load_config, save_config
+
+    loaded = load_config(args.file)
+    check_config_types(loaded.config)
+    save_config(loaded.config, args.out)
+    print(f"wrote {args.out} (cuecraft format, from {loaded.format})")
+    if loaded.ignored:
+        print(f"ignored (not used by cuecraft): {', '.join(loaded.ignored)}")
+    for note in loaded.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _add_config_parser(commands: argparse._SubParsersAction) -> None:
+    config = commands.add_parser("config", help="validate and convert conditioning configs",
+                                 description="Validate a conditioning config, or convert one from "
+                                             "stable-audio-tools or AudioCraft into cuecraft's format.")
+    actions = config.add_subparsers(dest="config_action", metavar="ACTION")
+
+    def no_action(args: argparse.Namespace) -> int:
+        config.print_help()
+        return 2
+
+    config.set_defaults(run=no_action)
+    validate = actions.add_parser(
+        "validate", help="check a config and print one row per condition",
+        description="Read FILE (cuecraft's format, a stable-audio-tools model_config.json or its "
+                    "model.conditioning block, or an AudioCraft YAML), build every conditioner and "
+                    "print, per condition: id, type, fuser roles, output shape for an example batch, "
+                    "parameter count and whether it trains. On failure every problem is printed with "
+                    "its field path and the exit status is 2. Pretrained models missing on this "
+                    "machine are reported, not failed.")
+    validate.add_argument("file", metavar="FILE", help="the config, JSON or YAML")
+    validate.set_defaults(run=run_config_validate, command_name="config validate")
+    convert = actions.add_parser(
+        "convert", help="write a config in cuecraft's own format",
+        description="Read FILE in any supported format and write it in cuecraft's canonical format "
+                    "(JSON or YAML by the suffix of --out). Peer fields cuecraft does not use are listed.")
+    convert.add_argument("file", metavar="FILE", help="the config to convert")
+    convert.add_argument("--out", metavar="FILE", required=True, help="where to write (.json, .yaml or .yml)")
+    convert.set_defaults(run=run_config_convert, command_name="config convert")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cuecraft",
@@ -148,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     condition.add_argument("--json", action="store_true", help="print the result as JSON")
     condition.set_defaults(run=run_condition)
     _add_cache_parser(commands)
+    _add_config_parser(commands)
     return parser
 
 

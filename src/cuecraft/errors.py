@@ -40,3 +40,7 @@ class MissingDependencyError(CuecraftError, ImportError):
 
 class PretrainedModelNotFoundError(CuecraftError, FileNotFoundError):
     """A pretrained model is neither at the given path nor in the Hugging Face cache."""
+
+
+class WeightsError(CuecraftError, ValueError):
+    """A checkpoint's weights do not fit the conditioners they are loaded into."""

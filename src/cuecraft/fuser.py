@@ -28,8 +28,6 @@ from cuecraft.condition import Condition
 from cuecraft.errors import ConfigError, FusionError
 
 FUSER_ROLES = ("prepend", "sum", "cross", "input_interpolate", "global", "input_concat")
-# Roles whose result is defined relative to an input sequence.
-_INPUT_ROLES = ("sum", "input_interpolate", "input_concat")
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,8 @@ class FusedInputs:
     cross_attention_src, cross_attention_mask: [B, S, D] and bool [B, S] (key padding mask:
         True = attend).
     global_cond: [B, ΣD_i].
-    input_concat: [B, T, ΣD_i], the input-concat conditions resampled to the input length.
+    input_concat: [B, T, ΣD_i], the input-concat conditions resampled to the input length (at
+        their own common length when no input is given).
     """
 
     input: torch.Tensor | None = None
@@ -174,10 +173,17 @@ class ConditionFuser(nn.Module):
     def _fuse_input(self, conditions: Mapping[str, Condition],
                     input: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if input is None:
-            needing = [role for role in _INPUT_ROLES if self.routing[role]]
+            needing = [role for role in ("sum", "input_interpolate") if self.routing[role]]
             if needing:
                 raise FusionError(f"roles {needing} need the input sequence: call fuser(conditions, input)")
-            return None, None
+            if not self.routing["input_concat"]:
+                return None, None
+            # No input to resample to: the conditions are concatenated at their own, common length.
+            lengths = {n: conditions[n].embedding.shape[1] for n in self.routing["input_concat"]}
+            if len(set(lengths.values())) > 1:
+                raise FusionError(f"input_concat: without an input to resample to, the conditions need one "
+                                  f"length; got {lengths}")
+            return None, torch.cat([conditions[n].embedding for n in self.routing["input_concat"]], dim=-1)
         length, width = input.shape[1], input.shape[2]
         for role in ("sum", "input_interpolate"):
             for name in self.routing[role]:

@@ -61,14 +61,14 @@ def load_pretrained(load: Callable[..., M], name_or_path: str, *, what: str, all
         raise PretrainedModelNotFoundError(f"{what}: no such directory: {path}")
     try:
         return load(name_or_path, local_files_only=True)
-    except (OSError, ValueError) as error:
-        cached_error = error
+    except (OSError, ValueError):
+        pass
     how = (f"give a local directory holding the model, or put it in the Hugging Face cache first "
            f"(`hf download {name_or_path}` on a machine with network)")
     if not allow_download:
         raise PretrainedModelNotFoundError(
-            f"{what}: model {name_or_path!r} is not in the Hugging Face cache and downloads are off "
-            f"({cached_error}). To fix: {how}, or pass allow_download=True."
+            f"{what}: model {name_or_path!r} is not in the Hugging Face cache and downloads are off. "
+            f"To fix: {how}, or pass allow_download=True."
         ) from None
     if not _hub_reachable():
         raise PretrainedModelNotFoundError(

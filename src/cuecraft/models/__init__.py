@@ -1,5 +1,6 @@
-"""Backbones that consume fused conditions."""
+"""Backbones and wrappers that consume fused conditions."""
 
+from cuecraft.models.conditioned import ConditionedModel
 from cuecraft.models.reference import ReferenceTransformer
 
-__all__ = ["ReferenceTransformer"]
+__all__ = ["ConditionedModel", "ReferenceTransformer"]
