@@ -68,3 +68,76 @@ def tiny_clap(directory: Path, seed: int = 0) -> Path:
     ClapModel(config).save_pretrained(directory)
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(directory)
     return directory
+
+
+def tiny_musicldm_components(seed: int = 0) -> dict:
+    """In-memory MusicLDM components with random weights, sized as diffusers' own fast tests size
+    them: a UNet with blocks (32, 64) and a 32-wide CLAP class embedding, a VAE with blocks (32, 64)
+    (scale factor 2, 4 latent channels), a CLAP model (text width 32, projection 32, 8 kHz audio,
+    1 s windows) with a word-level Roberta tokenizer, a DDIM scheduler, and an 8-mel HiFi-GAN at
+    16 kHz that upsamples 4x (4 samples per mel frame), initialised wider than transformers' default
+    so that its waveforms have an audible amplitude and parity checks compare real numbers."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import (ClapConfig, ClapFeatureExtractor, ClapModel, RobertaTokenizerFast,
+                              SpeechT5HifiGan, SpeechT5HifiGanConfig)
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(32, 64), class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=32, class_embeddings_concat=True,
+    )
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=1, out_channels=1, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    fast, vocab_size = word_tokenizer({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}, "<s> $A </s>",
+                                      bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = RobertaTokenizerFast(tokenizer_object=fast.backend_tokenizer, bos_token="<s>", pad_token="<pad>",
+                                     eos_token="</s>", unk_token="<unk>", cls_token="<s>", sep_token="</s>",
+                                     mask_token="<unk>", model_max_length=64)
+    torch.manual_seed(seed)
+    clap = ClapModel(ClapConfig(
+        text_config=dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=37, max_position_embeddings=80, pad_token_id=1, projection_dim=32),
+        audio_config=dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=[2, 2], depths=[1, 1],
+                          patch_embeds_hidden_size=8, spec_size=64, num_mel_bins=16, window_size=4,
+                          patch_stride=(4, 4), patch_size=4, projection_dim=32),
+        projection_dim=32,
+    )).eval()
+    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=80, fft_window_size=512,
+                                     max_length_s=1, truncation="rand_trunc", frequency_min=0, frequency_max=4000)
+    torch.manual_seed(seed)
+    vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
+        model_in_dim=8, sampling_rate=16000, upsample_initial_channel=16, upsample_rates=[2, 2],
+        upsample_kernel_sizes=[4, 4], resblock_kernel_sizes=[3, 7], resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
+        normalize_before=False, initializer_range=0.2,  # waveforms of realistic amplitude (std ~0.1)
+    )).eval()
+    return {"vae": vae.eval(), "text_encoder": clap, "tokenizer": tokenizer, "feature_extractor": extractor,
+            "unet": unet.eval(), "scheduler": scheduler, "vocoder": vocoder}
+
+
+MUSICLDM_LAYOUT = {  # model_index.json of the published MusicLDM weights (ucsd-reach/musicldm)
+    "_class_name": "MusicLDMPipeline",
+    "feature_extractor": ["transformers", "ClapFeatureExtractor"],
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "ClapModel"],
+    "tokenizer": ["transformers", "RobertaTokenizerFast"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+    "vocoder": ["transformers", "SpeechT5HifiGan"],
+}
+
+
+def save_tiny_musicldm(directory: Path, seed: int = 0) -> Path:
+    """``tiny_musicldm_components`` saved in the diffusers layout: model_index.json and one
+    sub-directory per component (safetensors weights)."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, component in tiny_musicldm_components(seed).items():
+        component.save_pretrained(directory / name)
+    (directory / "model_index.json").write_text(json.dumps(MUSICLDM_LAYOUT, indent=2))
+    return directory
