@@ -18,6 +18,7 @@ that fail to load all raise PretrainedModelNotFoundError naming what is missing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def _scheduler_class(index: dict[str, Any]) -> Any:
 def load_components(directory: str | Path) -> dict[str, Any]:
     """The seven MusicLDM components loaded from ``directory`` (float32, on the CPU)."""
     path, index = read_model_index(directory)
+    # diffusers models load faster through accelerate; without it, say so up front (no warning).
+    diffusers_options = {"low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None}
     components = {}
     for name, (library, class_name, _) in COMPONENTS.items():
         if class_name is None:
@@ -91,7 +94,8 @@ def load_components(directory: str | Path) -> dict[str, Any]:
             extra = "musicldm" if library == "diffusers" else "text"
             loader = getattr(require(library, extra=extra, purpose="the MusicLDM pipeline"), class_name)
         try:
-            component = loader.from_pretrained(str(path / name), local_files_only=True)
+            options = diffusers_options if library == "diffusers" and class_name is not None else {}
+            component = loader.from_pretrained(str(path / name), local_files_only=True, **options)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise PretrainedModelNotFoundError(
                 f"MusicLDM model: the {name} in {path / name} cannot be loaded ({type(error).__name__}: {error})"
