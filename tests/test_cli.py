@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,46 @@ def test_version_and_module_entry_point():
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "condition" in capsys.readouterr().out
+
+
+@pytest.fixture(autouse=True)
+def _in_repository(monkeypatch):
+    """Shipped configs are named relative to the repository root."""
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_config_validate_prints_one_row_per_condition(capsys):
+    assert main(["config", "validate", "configs/stable_audio_open.json"]) == 0
+    out = capsys.readouterr().out
+    assert "valid stable-audio-tools config" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[4:7]}
+    assert rows["seconds_total"][:4] == ["seconds_total", "number", "cross+global", "[2,"]
+    assert rows["seconds_total"][-2:] == ["198,272", "198,272"]
+    assert "note: prompt: not built here" in out and "hf download t5-base" in out
+    assert "ignored (not used by cuecraft): model_type, sample_size" in out
+
+
+def test_config_validate_shows_frozen_encoders(capsys):
+    assert main(["config", "validate", "configs/default.json"]) == 0
+    prompt = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("prompt"))
+    assert prompt.split()[:3] == ["prompt", "sentence", "cross"] and prompt.split()[-1] == "24,640"
+
+
+def test_config_validate_failure_prints_every_problem(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"cond_dim": 8, "conditioners": [
+        {"id": "a", "type": "number", "roles": ["global"], "config": {"min_val": 1, "max_val": 1}},
+        {"id": "b", "type": "nmber", "roles": ["global"]}]}))
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "conditioners[0].config.max_val: must be greater than min_val (1)" in err
+    assert "conditioners[1].type: unknown conditioner type 'nmber'" in err
+
+
+def test_config_convert_writes_the_canonical_format(tmp_path, capsys):
+    out = tmp_path / "melody.json"
+    assert main(["config", "convert", "configs/musicgen_melody.yaml", "--out", str(out)]) == 0
+    assert "from audiocraft" in capsys.readouterr().out
+    converted = json.loads(out.read_text())
+    assert [c["id"] for c in converted["conditioners"]] == ["description", "self_wav"]
+    assert main(["config", "validate", str(out)]) == 0

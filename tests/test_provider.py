@@ -83,3 +83,18 @@ def test_construction_errors():
         ConditionProvider({"a": torch.nn.Linear(2, 2)})
     with pytest.raises(ConfigError, match="at least one conditioner"):
         ConditionProvider({})
+
+
+def test_pre_encoded_conditions_bypass_their_conditioner():
+    provider = ConditionProvider({"clap": NumberConditioner(output_dim=4), "n": IntConditioner(output_dim=4)},
+                                 pre_encoded_keys=["clap"])
+    ready = torch.arange(8.0).reshape(2, 4)
+    conditions = provider.condition([{"clap": ready, "n": 1}, {"clap": torch.ones(4), "n": 2}, {"clap": None, "n": 3}])
+    embedding, mask = conditions["clap"]
+    assert embedding.shape == (3, 2, 4)
+    assert torch.equal(embedding[0], ready) and torch.equal(embedding[1, 0], torch.ones(4))
+    assert mask.tolist() == [[True, True], [True, False], [False, False]]
+    with pytest.raises(ConditioningInputError, match=r"condition 'clap', item 0: a pre-encoded embedding of width 4"):
+        provider.tokenize([{"clap": torch.zeros(3), "n": 1}])
+    with pytest.raises(ConditioningInputError, match="a float tensor"):
+        provider.tokenize([{"clap": "text", "n": 1}])
