@@ -15,6 +15,12 @@ EXAMPLES = {
     "t5": ({"t5_model_name": "{t5}", "output_dim": 8}, ["fast techno with synths", None, "", "solo piano"]),
     "sentence": ({"output_dim": 8}, ["fast techno with synths", None, "", "solo piano"]),
     "clap_text": ({"clap_model_name": "{clap}", "output_dim": 8}, ["deep house", None, "", "warm jazz guitar"]),
+    "clap_audio": ({"clap_model_name": "{clap}", "output_dim": 8}, [
+        WavCondition(torch.sin(torch.arange(12000) * 0.05).unsqueeze(0), sample_rate=8000),
+        None,
+        WavCondition(torch.cos(torch.arange(2, 5000) * 0.3), sample_rate=16000),
+        WavCondition(torch.sin(torch.arange(9000) * 0.01).repeat(2, 1), sample_rate=8000, length=7000),
+    ]),
     "clap": ({"clap_model_name": "{clap}", "output_dim": 8}, [
         JointEmbedCondition(wav=torch.sin(torch.arange(12000) * 0.05).unsqueeze(0), sample_rate=8000),
         None,

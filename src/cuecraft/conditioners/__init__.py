@@ -6,13 +6,13 @@
 - ``numeric``: ``int`` and ``number``.
 - ``chroma``: ``WaveformConditioner`` (base for waveforms) and ``chroma_stem`` (melody).
 - ``text``: pretrained transformer text encoders, ``t5`` and ``sentence`` (MiniLM by default).
-- ``clap``: ``clap_text`` and the joint text/audio ``clap``.
+- ``clap``: ``clap_text``, ``clap_audio`` and the joint text/audio ``clap``.
 - ``pretrained``: offline model resolution, frozen encoders, autocast, the embedding LRU.
 """
 
 from cuecraft.conditioners.base import BaseConditioner, Tokens
 from cuecraft.conditioners.chroma import ChromaStemConditioner, WaveformConditioner, WaveformTokens
-from cuecraft.conditioners.clap import ClapConditioner, ClapTextConditioner
+from cuecraft.conditioners.clap import ClapAudioConditioner, ClapConditioner, ClapTextConditioner
 from cuecraft.conditioners.lut import ListConditioner, LUTConditioner
 from cuecraft.conditioners.numeric import IntConditioner, NumberConditioner
 from cuecraft.conditioners.text import SentenceConditioner, T5Conditioner
@@ -26,6 +26,7 @@ from cuecraft.conditioners.registry import (
 __all__ = [
     "BaseConditioner",
     "ChromaStemConditioner",
+    "ClapAudioConditioner",
     "ClapConditioner",
     "ClapTextConditioner",
     "SentenceConditioner",
