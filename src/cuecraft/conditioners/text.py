@@ -310,13 +310,13 @@ class SentenceConditioner(TransformerTextConditioner):
         what = "sentence conditioner (model_path)"
         tokenizer = load_pretrained(transformers.AutoTokenizer.from_pretrained, str(model_dir), what=what)
         encoder = load_pretrained(transformers.AutoModel.from_pretrained, str(model_dir), what=what)
-        self_pooling, self_normalize, declared_length = read_sentence_layout(model_dir)
+        pooling, normalize, declared_length = read_sentence_layout(model_dir)
         max_length = max_length or declared_length or min(getattr(tokenizer, "model_max_length", 512), 512)
         super().__init__(encoder, tokenizer, encoder.config.hidden_size, output_dim, max_length=max_length,
                          pooled=output == "pooled", project_out=project_out, **options)
         self.model_path = str(model_dir)
-        self.pooling = self_pooling
-        self.normalize = self_normalize
+        self.pooling = pooling
+        self.normalize = normalize
 
     def run_encoder(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=ids, attention_mask=attention_mask).last_hidden_state
