@@ -105,6 +105,10 @@ def test_settings_are_checked_together():
         "stems: unknown stem backend 'spleeter'; valid backends: hpss, demucs, none",
         "output_dim: must be >= 1; got 0",
     ]
+    with pytest.raises(ConfigError) as error:
+        ChromaStemConditioner(output_dim=8, cache_path=3, cache_memory_bytes=-1)
+    assert error.value.problems == ["cache_path: expected a folder path; got 3",
+                                    "cache_memory_bytes: expected an int >= 0; got -1"]
 
 
 def test_built_from_a_config_and_fed_metadata():

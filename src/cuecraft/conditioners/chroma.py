@@ -27,6 +27,17 @@ from cuecraft.errors import ConditioningInputError, ConfigError
 FEATURES_VERSION = 1  # bump when chroma_stem's features change for the same settings (cache keys)
 
 
+def feature_settings(extractor: ChromaExtractor, stems: StemBackend) -> dict[str, Any]:
+    """What shapes chroma_stem's features, for cache keys: the chroma geometry and the stems.
+
+    Settings applied after the cache (duration, argmax, the projection) are left out, so
+    conditioners that differ only in those share entries.
+    """
+    return {"features_version": FEATURES_VERSION, "sample_rate": extractor.sample_rate,
+            "n_chroma": extractor.n_chroma, "radix2_exp": extractor.radix2_exp, "eps": extractor.eps,
+            "stems": stems.settings()}
+
+
 class WaveformTokens(NamedTuple):
     """A waveform conditioner's CPU-side preparation of a batch: frame features.
 
@@ -191,7 +202,7 @@ class ChromaStemConditioner(WaveformConditioner):
         for name, flag in (("match_len_on_eval", match_len_on_eval), ("argmax", argmax)):
             if not isinstance(flag, bool):
                 problems.append(f"{name}: expected true or false; got {flag!r}")
-        extractor = stem_backend = None
+        extractor = stem_backend = cache = None
         try:
             extractor = ChromaExtractor(sample_rate, n_chroma, radix2_exp)
         except ConfigError as error:
@@ -201,6 +212,12 @@ class ChromaStemConditioner(WaveformConditioner):
         except ConfigError as error:
             problems += error.problems
         problems += check_int("output_dim", output_dim, minimum=1)
+        if cache_path is not None and extractor is not None and stem_backend is not None:
+            try:
+                cache = EmbeddingCache(cache_path, "chroma_stem", feature_settings(extractor, stem_backend),
+                                       max_memory_bytes=cache_memory_bytes)
+            except ConfigError as error:
+                problems += error.problems
         if problems:
             raise ConfigError(problems)
         assert extractor is not None and stem_backend is not None
@@ -208,12 +225,11 @@ class ChromaStemConditioner(WaveformConditioner):
                          project_out=project_out)
         self.extractor = extractor
         self.stem_backend: StemBackend = stem_backend
+        self.cache = cache
         self.duration = float(duration)
         self.match_len_on_eval = match_len_on_eval
         self.chroma_len = self.num_frames(round(duration * sample_rate))
         self.null_length = self.chroma_len  # the one fixed null melody (an instance-level setting)
-        self.cache = None if cache_path is None else EmbeddingCache(
-            cache_path, "chroma_stem", self.feature_settings(), max_memory_bytes=cache_memory_bytes)
 
     @property
     def frame_rate(self) -> float:
@@ -222,9 +238,7 @@ class ChromaStemConditioner(WaveformConditioner):
 
     def feature_settings(self) -> dict[str, Any]:
         """The settings that shape the cached chroma (its cache namespace)."""
-        return {"features_version": FEATURES_VERSION, "sample_rate": self.sample_rate,
-                "n_chroma": self.extractor.n_chroma, "radix2_exp": self.extractor.radix2_exp,
-                "eps": self.extractor.eps, "stems": self.stem_backend.settings()}
+        return feature_settings(self.extractor, self.stem_backend)
 
     def compute_features(self, wavs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Stems, then chroma: [T_i] at sample_rate -> [1 + T_i // hop, n_chroma] each.
