@@ -251,7 +251,14 @@ class EmbeddingCache:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(temporary, path)
+            try:
+                os.replace(temporary, path)
+            except PermissionError:
+                if os.name != "nt":
+                    raise
+                # Windows: a reader has the current entry open. It has this key, so it holds the
+                # same features; keep it.
+                os.unlink(temporary)
         except BaseException:
             try:
                 os.unlink(temporary)

@@ -162,8 +162,9 @@ def test_the_cache_takes_an_items_frames_from_its_file(tmp_path, monkeypatch):
     assert torch.equal(tokens.features[0, :32], whole[start: start + 1 + 4000 // 128])
     assert torch.equal(tokens.features[1, :16], whole[62: 62 + 1 + 2000 // 128])
     assert tokens.mask.sum(dim=1).tolist() == [32, 16]
-    with pytest.raises(ConditioningInputError, match=r"item 0: seek_time 5\.0 s is outside"):
-        conditioner.tokenize([WavCondition(segment, RATE, path=str(path), seek_time=5.0)])
+    for seek in (5.0, -1.0, float("inf")):
+        with pytest.raises(ConditioningInputError, match=rf"item 0: seek_time {seek} s is outside .*song\.wav"):
+            conditioner.tokenize([WavCondition(segment, RATE, path=str(path), seek_time=seek)])
 
 
 def test_feature_settings_name_what_shapes_the_features():

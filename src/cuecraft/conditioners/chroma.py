@@ -284,8 +284,8 @@ class ChromaStemConditioner(WaveformConditioner):
     def _segment(self, whole: torch.Tensor, value: WavCondition, index: int) -> torch.Tensor:
         """The frames of ``whole`` (a file's chroma [F, N]) that the item covers."""
         seek = 0.0 if value.seek_time is None else float(value.seek_time)
-        start = round(seek * self.frame_rate)
-        if not math.isfinite(seek) or seek < 0 or start >= whole.shape[0]:
+        start = round(seek * self.frame_rate) if math.isfinite(seek) else -1
+        if start < 0 or start >= whole.shape[0]:
             raise ConditioningInputError(
                 f"item {index}: seek_time {value.seek_time!r} s is outside {value.path} "
                 f"({(whole.shape[0] - 1) / self.frame_rate:.2f} s of chroma frames)")
