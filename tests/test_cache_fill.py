@@ -58,6 +58,21 @@ def test_fill_computes_every_entry_lists_unreadable_files_and_resumes(dataset):
     assert (repaired.computed, repaired.cached) == (1, 4)
 
 
+def test_a_changed_parameter_misses_and_keeps_the_old_entries(dataset):
+    data, config, cache = dataset
+    assert fill_cache(config, data, progress=None).computed == 5
+    settings = json.loads(config.read_text())
+    for change in ({"radix2_exp": 10}, {"stems": "none"}):
+        melody_config = settings["conditioners"][0]["config"]
+        settings["conditioners"][0]["config"] = {**melody_config, **change}
+        config.write_text(json.dumps(settings))
+        assert fill_cache(config, data, progress=None).computed == 5, change  # nothing stale is served
+    assert len(entries(cache)) == 15
+    settings["conditioners"][0]["config"].update(duration=2.0, argmax=True)  # applied after the cache
+    config.write_text(json.dumps(settings))
+    assert fill_cache(config, data, progress=None).computed == 0
+
+
 def test_filled_entries_serve_training_items(dataset, monkeypatch):
     data, config, cache = dataset
     fill_cache(config, data, progress=None)
