@@ -70,16 +70,32 @@ def tiny_clap(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def bpe_roberta_tokenizer(model_max_length: int = 64):
+    """A byte-level BPE Roberta tokenizer (CLAP's kind) trained here on WORDS; it survives
+    save_pretrained / from_pretrained unchanged on transformers 4 and 5. (A word-level tokenizer
+    saved as a Roberta one does not: transformers 5 rebuilds it as BPE without merges on load.)"""
+    import tempfile
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([" ".join(WORDS)], vocab_size=400, min_frequency=1, show_progress=False,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    with tempfile.TemporaryDirectory() as directory:
+        bpe.save_model(directory)  # vocab.json + merges.txt
+        return RobertaTokenizerFast.from_pretrained(directory, model_max_length=model_max_length)
+
+
 def tiny_musicldm_components(seed: int = 0) -> dict:
     """In-memory MusicLDM components with random weights, sized as diffusers' own fast tests size
     them: a UNet with blocks (32, 64) and a 32-wide CLAP class embedding, a VAE with blocks (32, 64)
     (scale factor 2, 4 latent channels), a CLAP model (text width 32, projection 32, 8 kHz audio,
-    1 s windows) with a word-level Roberta tokenizer, a DDIM scheduler, and an 8-mel HiFi-GAN at
+    1 s windows) with a byte-level BPE Roberta tokenizer, a DDIM scheduler, and an 8-mel HiFi-GAN at
     16 kHz that upsamples 4x (4 samples per mel frame), initialised wider than transformers' default
     so that its waveforms have an audible amplitude and parity checks compare real numbers."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import (ClapConfig, ClapFeatureExtractor, ClapModel, RobertaTokenizerFast,
-                              SpeechT5HifiGan, SpeechT5HifiGanConfig)
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, SpeechT5HifiGan, SpeechT5HifiGanConfig
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -93,11 +109,8 @@ def tiny_musicldm_components(seed: int = 0) -> dict:
     torch.manual_seed(seed)
     vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=1, out_channels=1, latent_channels=4,
                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    fast, vocab_size = word_tokenizer({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}, "<s> $A </s>",
-                                      bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    tokenizer = RobertaTokenizerFast(tokenizer_object=fast.backend_tokenizer, bos_token="<s>", pad_token="<pad>",
-                                     eos_token="</s>", unk_token="<unk>", cls_token="<s>", sep_token="</s>",
-                                     mask_token="<unk>", model_max_length=64)
+    tokenizer = bpe_roberta_tokenizer()
+    vocab_size = len(tokenizer)
     torch.manual_seed(seed)
     clap = ClapModel(ClapConfig(
         text_config=dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
