@@ -269,7 +269,10 @@ def run_musicldm(args: argparse.Namespace) -> int:
             callback_on_step_end=None if args.no_progress else _progress_bar(sys.stderr))
     except ConfigError as error:
         raise CuecraftError("; ".join(error.problems)) from None
-    paths = write_wavs(args.out, list(output.audios), pipeline.sample_rate)
+    try:
+        paths = write_wavs(args.out, list(output.audios), pipeline.sample_rate)
+    except OSError as error:
+        raise CuecraftError(f"cannot write {args.out}: {error}") from None
     scores = [None] * len(paths) if output.scores is None else output.scores.reshape(-1).tolist()
     for path, audio, score in zip(paths, output.audios, scores):
         similarity = "" if score is None else f"  CLAP similarity {score:+.3f}"
