@@ -14,11 +14,15 @@ from cuecraft.attributes import (
 from cuecraft.condition import Condition, null_condition
 from cuecraft.conditioners import BaseConditioner, register_conditioner, registered_conditioners
 from cuecraft.errors import (
+    AudioReadError,
+    CacheWarning,
     ConditioningInputError,
     ConfigError,
     CuecraftError,
     FusionError,
     MissingDependencyError,
+    PretrainedModelNotFoundError,
+    WeightsError,
 )
 from cuecraft.fuser import ConditionFuser, FusedInputs
 from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
@@ -27,6 +31,8 @@ from cuecraft.stack import ConditioningStack
 
 __all__ = [
     "AttributeDropout",
+    "AudioReadError",
+    "CacheWarning",
     "BaseConditioner",
     "ClassifierFreeGuidanceDropout",
     "Condition",
@@ -41,8 +47,10 @@ __all__ = [
     "FusionError",
     "JointEmbedCondition",
     "MissingDependencyError",
+    "PretrainedModelNotFoundError",
     "SegmentWithAttributes",
     "WavCondition",
+    "WeightsError",
     "__version__",
     "null_condition",
     "register_conditioner",

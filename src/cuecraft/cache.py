@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from cuecraft.audio.io import AudioReadError
-from cuecraft.errors import ConfigError
+from cuecraft.errors import CacheWarning, ConfigError
 
 FORMAT_VERSION = 1
 MAGIC = b"CUEC"
@@ -49,10 +49,6 @@ _DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
     torch.uint8, torch.bool)}
 DEFAULT_MEMORY_BYTES = 64 * 2**20
-
-
-class CacheWarning(UserWarning):
-    """A cache entry was unusable (corrupt, truncated, misplaced) and is being recomputed."""
 
 
 class CorruptEntryError(Exception):

@@ -44,3 +44,11 @@ class PretrainedModelNotFoundError(CuecraftError, FileNotFoundError):
 
 class WeightsError(CuecraftError, ValueError):
     """A checkpoint's weights do not fit the conditioners they are loaded into."""
+
+
+class AudioReadError(CuecraftError, OSError):
+    """An audio file cannot be read: missing, unreadable, of an unknown format or corrupt."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unusable (corrupt, truncated, misplaced) and is being recomputed."""

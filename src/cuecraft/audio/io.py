@@ -10,14 +10,10 @@ import os
 import torch
 
 from cuecraft._optional import require
-from cuecraft.errors import CuecraftError
+from cuecraft.errors import AudioReadError
 
 # Suffixes ``cuecraft cache fill`` looks for in a folder: formats libsndfile (>= 1.1) reads.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64", ".caf")
-
-
-class AudioReadError(CuecraftError, OSError):
-    """An audio file cannot be read: missing, unreadable, of an unknown format or corrupt."""
 
 
 def load_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:

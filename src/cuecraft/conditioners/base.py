@@ -55,9 +55,11 @@ class BaseConditioner(nn.Module, ABC):
     """
 
     kind: ClassVar[AttributeKind]
-    null_length: ClassVar[int] = 1
-    # Length T of every output, or None when it depends on the input (a text's token count).
-    output_length: ClassVar[int | None] = 1
+    # T of a batch where every value is None; a class default a conditioner may set per instance.
+    null_length: int = 1
+    # Length T of every output, or None when it depends on the input (a text's token count);
+    # a class default a conditioner may set per instance (e.g. from its max_length).
+    output_length: int | None = 1
 
     def __init__(self, dim: int, output_dim: int, project_out: bool = False):
         super().__init__()
