@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from cuecraft._files import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,14 +39,6 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as JSON to ``path`` atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")

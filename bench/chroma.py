@@ -45,6 +45,8 @@ from cuecraft import WavCondition
 from cuecraft.audio.chroma import ChromaExtractor
 from cuecraft.conditioners import ChromaStemConditioner
 
+from _common import write_json  # isort: skip  (bench/ is on sys.path when run as a script)
+
 RATE = 32000
 RADIX2_EXP = 14
 CLIPS = 8
@@ -88,20 +90,6 @@ def interleaved_medians(calls: dict[str, Callable[[], object]], rounds: int = 7)
             fn()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(times) for name, times in samples.items()}
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from typing import Any
 
 import torch
 
+from cuecraft._files import atomic_write
 from cuecraft.audio.io import AudioReadError
 from cuecraft.errors import CacheWarning, ConfigError
 
@@ -240,27 +240,14 @@ class EmbeddingCache:
         key = self.key(audio)
         path = self.path_of(key)
         data = encode_entry(key, self.conditioner, tensor)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as file:
+            with atomic_write(path) as file:
                 file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            try:
-                os.replace(temporary, path)
-            except PermissionError:
-                if os.name != "nt":
-                    raise
-                # Windows: a reader has the current entry open. It has this key, so it holds the
-                # same features; keep it.
-                os.unlink(temporary)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-            raise
+        except PermissionError:
+            if os.name != "nt":
+                raise
+            # Windows: a reader has the current entry open. It has this key, so it holds the
+            # same features; keep it.
         self._remember(key, tensor.detach().to("cpu").clone())
         return path
 

@@ -8,12 +8,11 @@ content. Errors name the field as the user's file spells it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cuecraft._files import atomic_write
 from cuecraft.config.audiocraft import is_audiocraft, read_audiocraft
 from cuecraft.config.schema import ConditioningConfig, dump_config, parse_config
 from cuecraft.config.stable_audio import is_stable_audio, read_stable_audio
@@ -107,12 +106,5 @@ def save_config(config: ConditioningConfig, path: str | Path) -> None:
         text = yaml.safe_dump(data, sort_keys=False)
     else:
         text = json.dumps(data, indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
