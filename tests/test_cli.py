@@ -95,3 +95,19 @@ def test_config_convert_writes_the_canonical_format(tmp_path, capsys):
     converted = json.loads(out.read_text())
     assert [c["id"] for c in converted["conditioners"]] == ["description", "self_wav"]
     assert main(["config", "validate", str(out)]) == 0
+
+
+def test_condition_loads_trained_weights(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from cuecraft.config import DEFAULT_CONFIG, build_stack
+
+    trained = build_stack(DEFAULT_CONFIG, seed=5).provider.state_dict()
+    checkpoint = tmp_path / "model.safetensors"
+    save_file({f"conditioner.{k}": v.contiguous() for k, v in trained.items()}, str(checkpoint))
+    assert main(["condition", "--json", "--seed", "5"]) == 0
+    expected = json.loads(capsys.readouterr().out)["conditions"]
+    assert main(["condition", "--json", "--seed", "0", "--weights", str(checkpoint)]) == 0
+    assert json.loads(capsys.readouterr().out)["conditions"] == expected
+    assert main(["condition", "--weights", str(tmp_path / "none.ckpt")]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err

@@ -50,6 +50,11 @@ def run_condition(args: argparse.Namespace) -> int:
         raise CuecraftError(f"{metadata_path}: expected a list of metadata objects; got {type(metadata).__name__}")
     _quiet_model_loading()
     stack = build_stack(config_path, seed=args.seed)
+    weights = None
+    if args.weights:
+        from cuecraft.config.weights import load_peer_weights
+
+        weights = load_peer_weights(stack.provider, args.weights)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.inference_mode():
         conditions = stack.condition(metadata, train=args.train, generator=generator)
@@ -73,7 +78,10 @@ def run_condition(args: argparse.Namespace) -> int:
         return 0
     print(f"config:   {config_path}")
     print(f"metadata: {metadata_path} ({len(metadata)} items{', training dropout on' if args.train else ''})")
-    print(f"weights:  pretrained encoders as the config names them; all other weights random (seed {args.seed})\n")
+    if weights is None:
+        print(f"weights:  pretrained encoders as the config names them; all other weights random (seed {args.seed})\n")
+    else:
+        print(f"weights:  {args.weights}: {weights}\n")
     print(_format_table(
         ["condition", "type", "roles", "shape [B, T, D]", "unmasked", "mean", "std"],
         [[r.name, r.type, "+".join(r.roles), str(list(r.shape)), f"{r.unmasked:.0%}", _number(r.mean), _number(r.std).lstrip("+")]
@@ -332,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: the shipped example)")
     condition.add_argument("--metadata", metavar="FILE", help="JSON or YAML list of metadata objects "
                            "(default: the shipped examples)")
+    condition.add_argument("--weights", metavar="CKPT", help="load the conditioners' trained weights from a "
+                           "stable-audio-tools or AudioCraft checkpoint (.safetensors, .ckpt, .th); strict")
     condition.add_argument("--seed", type=int, default=0, help="seed for weight initialisation and dropout (default 0)")
     condition.add_argument("--train", action="store_true", help="apply the config's training dropouts")
     condition.add_argument("--json", action="store_true", help="print the result as JSON")
