@@ -29,6 +29,10 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> list[str]:
     return []
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _finite(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -79,7 +83,8 @@ def check_inputs(*, prompt: Any, negative_prompt: Any, prompt_embeds: Any, negat
         if not (isinstance(negative_prompt, str) or _is_text_list(negative_prompt)):
             problems.append(f"negative_prompt: expected a str or a list of str; got {_describe(negative_prompt)}")
         elif isinstance(negative_prompt, list) and batch is not None and len(negative_prompt) != batch:
-            problems.append(f"negative_prompt: {len(negative_prompt)} negative prompts for {batch} prompts; "
+            problems.append(f"negative_prompt: {_count(len(negative_prompt), 'negative prompt')} for "
+                            f"{_count(batch, 'prompt')}; "
                             "give one per prompt, or one str for all")
     elif negative_prompt_embeds is not None and batch is not None:
         if not (isinstance(negative_prompt_embeds, torch.Tensor)
@@ -95,8 +100,9 @@ def check_inputs(*, prompt: Any, negative_prompt: Any, prompt_embeds: Any, negat
     problems += _positive_int("num_inference_steps", num_inference_steps)
     if not _finite(guidance_scale):
         problems.append(f"guidance_scale: expected a finite number; got {_describe(guidance_scale)}")
-    problems += _positive_int("num_waveforms_per_prompt", num_waveforms_per_prompt)
-    count = num_waveforms_per_prompt if not _positive_int("", num_waveforms_per_prompt) else None
+    count_problems = _positive_int("num_waveforms_per_prompt", num_waveforms_per_prompt)
+    problems += count_problems
+    count = None if count_problems else num_waveforms_per_prompt  # N, once known to be valid
     if count is not None and (isinstance(num_waveforms_to_keep, bool) or not isinstance(num_waveforms_to_keep, int)
                               or not 1 <= num_waveforms_to_keep <= count):
         problems.append(f"num_waveforms_to_keep: expected an int in [1, {count}] (num_waveforms_per_prompt); "
@@ -115,8 +121,8 @@ def check_inputs(*, prompt: Any, negative_prompt: Any, prompt_embeds: Any, negat
         if not all(isinstance(g, torch.Generator) for g in generator):
             problems.append(f"generator: expected torch.Generator objects; got {_describe(generator)}")
         elif total is not None and len(generator) != total:
-            problems.append(f"generator: {len(generator)} generators for {total} waveforms "
-                            f"({batch} prompts x {count}); give one per waveform, or a single generator")
+            problems.append(f"generator: {_count(len(generator), 'generator')} for {_count(total, 'waveform')} "
+                            f"({_count(batch, 'prompt')} x {count}); give one per waveform, or a single generator")
     elif generator is not None and not isinstance(generator, torch.Generator):
         problems.append(f"generator: expected a torch.Generator, a list of them, or None; got {_describe(generator)}")
     if latents is not None and total is not None and latent_shape is not None:

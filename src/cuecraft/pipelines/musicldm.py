@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from cuecraft._optional import require
 from cuecraft.conditioners.clap import ClapTextConditioner
+from cuecraft.conditioners.pretrained import autocast, check_autocast_dtype
 from cuecraft.errors import ConfigError
 from cuecraft.fuser import ConditionFuser
 from cuecraft.guidance import apply_guidance
@@ -76,6 +77,8 @@ class MusicLDMPipeline:
         self.provider = ConditionProvider({"prompt": self.text_conditioner})
         self.fuser = ConditionFuser({"global": ["prompt"]})
         self.fuser.check_shapes({"prompt": (1, self.embed_dim)})
+        self.autocast_dtype = "float32"  # exact; see set_fast_mode
+        self._compiled_unet: tuple[Any, Any] | None = None  # (unet, torch.compile(unet))
 
     def _check_components(self) -> None:
         problems = []
@@ -130,8 +133,27 @@ class MusicLDMPipeline:
         self.scheduler = make_scheduler(name, self.scheduler.config)
         return self
 
+    def set_fast_mode(self, autocast_dtype: str = "bfloat16", compile_unet: bool = False) -> MusicLDMPipeline:
+        """Trade exactness for speed (opt-in; ``set_fast_mode("float32")`` is the exact default).
+
+        autocast_dtype: run the UNet, VAE decoder and vocoder under autocast in this dtype
+            ("bfloat16" on CPUs with bfloat16 units, "float16" on GPUs). Latents, the scheduler,
+            the text conditioning and the ranking stay float32.
+        compile_unet: ``torch.compile`` the UNet (the first call then takes minutes to compile).
+        Returns the pipeline. bench/musicldm.py reports the speed-up and the deviation.
+        """
+        problems = check_autocast_dtype(autocast_dtype)
+        if not isinstance(compile_unet, bool):
+            problems.append(f"compile_unet: expected True or False; got {compile_unet!r}")
+        if problems:
+            raise ConfigError(problems)
+        self.autocast_dtype = autocast_dtype
+        self._compiled_unet = (self.unet, torch.compile(self.unet)) if compile_unet else None
+        return self
+
     # -- stages -------------------------------------------------------------------------------
 
+    @torch.no_grad()
     def encode_prompt(self, texts: Sequence[str]) -> torch.Tensor:
         """CLAP text embeddings [len(texts), D] through cuecraft's provider and fuser.
 
@@ -146,6 +168,13 @@ class MusicLDMPipeline:
         tokens["prompt"] = text_tokens._replace(mask=torch.ones_like(text_tokens.mask))
         conditions = self.provider(tokens)  # {"prompt": Condition([B, 1, D], [B, 1])}
         return self.fuser(conditions).global_cond  # [B, D]
+
+    def samples_for(self, seconds: Any) -> int:
+        """round(seconds * sample_rate): the exact length of the output; 0 for what is not a
+        finite number of seconds (``check_inputs`` reports it)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            return 0
+        return round(seconds * self.sample_rate)
 
     def frames_for(self, n_samples: int) -> int:
         """Mel frames to generate for ``n_samples``: enough to cover them, rounded up to a multiple
@@ -170,26 +199,37 @@ class MusicLDMPipeline:
         ``apply_guidance`` splits). Returns [M, C, H, W].
         """
         guided = class_labels.shape[0] == 2 * latents.shape[0]
+        compiled = self._compiled_unet
+        unet = compiled[1] if compiled is not None and compiled[0] is self.unet else self.unet
         for i, t in enumerate(self.scheduler.timesteps):
             model_input = torch.cat([latents] * 2) if guided else latents
             model_input = self.scheduler.scale_model_input(model_input, t)
-            noise = self.unet(model_input, t, encoder_hidden_states=None, class_labels=class_labels,
-                              cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
+            with autocast(latents.device, self.autocast_dtype):
+                noise = unet(model_input, t, encoder_hidden_states=None, class_labels=class_labels,
+                             cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
+            noise = noise.to(latents.dtype)
             if guided:
                 noise = apply_guidance(noise, guidance_scale)  # u + scale * (c - u)
             latents = self.scheduler.step(noise, t, latents, **extra_step_kwargs).prev_sample
             latents, class_labels = callbacks(i, t, latents, class_labels)
         return latents
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents [M, C, H, W] -> mel spectrograms [M, 1, H * f, W * f] (f: VAE scale factor)."""
         latents = 1 / self.vae.config.scaling_factor * latents
-        return self.vae.decode(latents).sample
+        with autocast(latents.device, self.autocast_dtype):
+            mel = self.vae.decode(latents).sample
+        return mel.to(latents.dtype)
 
+    @torch.no_grad()
     def vocode(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel spectrograms [M, 1, frames, mels] -> float32 CPU waveforms [M, frames * hop_length]."""
-        return self.vocoder(mel.squeeze(1)).cpu().float()
+        with autocast(mel.device, self.autocast_dtype):
+            waveforms = self.vocoder(mel.squeeze(1))
+        return waveforms.cpu().float()
 
+    @torch.no_grad()
     def rank(self, text_embeds: torch.Tensor, waveforms: torch.Tensor, keep: int, generator: Generators) -> Ranking:
         """Rank each prompt's candidates (rows of ``waveforms`` [B * N, T]) against its embedding
         ``text_embeds`` [B, D]; see ``ranking.py``."""
@@ -228,8 +268,7 @@ class MusicLDMPipeline:
         # 1. Length and inputs
         if audio_length_in_s is None:
             audio_length_in_s = self.unet.config.sample_size * self.vae_scale_factor * self.hop_length / self.sample_rate
-        n_samples = round(audio_length_in_s * self.sample_rate) if isinstance(audio_length_in_s, (int, float)) \
-            and math.isfinite(audio_length_in_s) else 0
+        n_samples = self.samples_for(audio_length_in_s)
         check_inputs(
             prompt=prompt, negative_prompt=negative_prompt, prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds, audio_length_in_s=audio_length_in_s,
