@@ -12,7 +12,8 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from cuecraft._version import __version__
 from cuecraft.errors import CuecraftError
@@ -241,7 +242,7 @@ def _musicldm_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def _progress_bar(stream) -> object:
+def _progress_bar(stream: TextIO) -> Callable[..., dict]:
     """A callback_on_step_end that draws ``[#####.....] i/total steps`` on ``stream`` (total: the
     scheduler's timesteps, which for some schedulers is one more than the steps asked for)."""
     def on_step_end(pipeline, i: int, t, tensors: dict) -> dict:
@@ -289,6 +290,8 @@ def run_musicldm(args: argparse.Namespace) -> int:
 
 
 def _add_musicldm_parser(commands: argparse._SubParsersAction) -> None:
+    from cuecraft.pipelines.presets import PRESETS
+
     musicldm = commands.add_parser(
         "musicldm", help="generate music from a text prompt with a local MusicLDM model",
         description="Generate music from PROMPT with the MusicLDM model in DIR (a diffusers-format directory: "
@@ -302,7 +305,7 @@ def _add_musicldm_parser(commands: argparse._SubParsersAction) -> None:
     musicldm.add_argument("--out", metavar="FILE.wav", required=True,
                           help="output WAV file (several: FILE_0.wav, FILE_1.wav, ...)")
     musicldm.add_argument("--negative", metavar="TEXT", help="negative prompt: what the music should not be")
-    musicldm.add_argument("--preset", choices=["diffusers", "original"],
+    musicldm.add_argument("--preset", choices=list(PRESETS),
                           help="diffusers: 200 steps, eta 0, 1 candidate; original (MusicLDM paper): 200 steps, "
                                "eta 1.0, 5 candidates keep the best 1")
     musicldm.add_argument("--seconds", type=float, help="length in seconds (default 10)")
