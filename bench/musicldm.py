@@ -13,10 +13,11 @@ Workload: one prompt with a negative prompt, guidance 2.5, 10 DDIM steps, 5 s of
 waveforms ranked by CLAP. Modes: diffusers' (deprecated) MusicLDMPipeline, with its text call
 adapted to transformers 5; cuecraft exact (the default); cuecraft fast (bfloat16 autocast of the
 UNet, VAE and vocoder); with --compile also fast + torch.compile of the UNet (minutes to compile).
-Modes run in interleaved rounds (a warm-up round, then 3), so that load from other processes on
-the machine falls on all of them alike. Per stage (text, UNet loop, VAE, vocoder, ranking) the
-median over the timed rounds, the total, the speed-up over diffusers, and each mode's deviation from cuecraft exact (max |difference| and
-relative L2 error of the waveforms). Prints a table and writes bench/results/musicldm.json.
+Modes run in interleaved rounds (a warm-up round, then 5, each starting with the next mode), so
+that load from other processes on the machine falls on all of them alike. Per stage (text, UNet loop, VAE, vocoder, ranking) the
+median over the timed rounds, the total, the speed-up over diffusers, and each mode's deviation
+from cuecraft exact (max |difference| and relative L2 error of the waveforms). Prints a table and
+writes bench/results/musicldm.json.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def deviation(audios: Any, reference: Any) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one timed run per mode instead of three")
+    parser.add_argument("--quick", action="store_true", help="one timed round instead of five")
     parser.add_argument("--compile", action="store_true", help="also time fast mode with torch.compile")
     parser.add_argument("--out", type=Path, default=RESULTS / "musicldm.json")
     args = parser.parse_args()
@@ -178,8 +179,9 @@ def main() -> None:
     diffusers_logging.set_verbosity_error()  # the deprecation notice of diffusers' pipeline
     transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=UserWarning, module="torch._dynamo")
-    repeats = 1 if args.quick else 3
-    modes = [("diffusers", None, False), ("cuecraft exact", "float32", False), ("cuecraft fast bf16", "bfloat16", False)]
+    repeats = 1 if args.quick else 5
+    modes = [("diffusers", None, False), ("cuecraft exact", "float32", False),
+             ("cuecraft fast bf16", "bfloat16", False)]
     if args.compile:
         modes.append(("cuecraft fast bf16+compile", "bfloat16", True))
 
@@ -189,10 +191,19 @@ def main() -> None:
         components = build_components(blocks)
         timers = {mode: StageTimer() for mode, _, _ in modes}
         runs = [diffusers_pipeline(components, timers[mode]) if dtype is None
-                else cuecraft_pipeline(components, timers[mode], dtype, compile_unet) for mode, dtype, compile_unet in modes]
+                else cuecraft_pipeline(components, timers[mode], dtype, compile_unet)
+                for mode, dtype, compile_unet in modes]
         # One round runs every mode once; rounds interleave the modes so that a load change on the
-        # machine hits them alike. median_seconds: a warm-up round (compiles), then the timed rounds.
-        median_seconds(lambda: [run() for run in runs], budget_s=0.0, min_repeats=repeats)
+        # machine hits them alike, and each round starts one mode later, so that no mode always
+        # runs right after another. median_seconds: a warm-up round (compiles), then the timed rounds.
+        rounds = iter(range(10**6))
+
+        def one_round() -> None:
+            start = next(rounds) % len(runs)
+            for run in runs[start:] + runs[:start]:
+                run()
+
+        median_seconds(one_round, budget_s=0.0, min_repeats=repeats)
         outputs = {mode: timer.last for mode, timer in timers.items()}
         timings = {mode: timer.medians() for mode, timer in timers.items()}
         exact = outputs["cuecraft exact"]

@@ -56,7 +56,8 @@ def test_original_preset(musicldm_dir, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--keep", "3"], "--keep must be between 1 and --candidates (1); got 3"),
     (["--seconds", "0"], "--seconds must be a positive number; got 0.0"),
-    (["--steps", "0", "--candidates", "0"], "--steps must be at least 1; got 0; --candidates must be at least 1; got 0"),
+    (["--steps", "0", "--candidates", "0"],
+     "--steps must be at least 1; got 0; --candidates must be at least 1; got 0"),
     (["--scheduler", "dpm"], "--scheduler must be one of ddim, pndm, lms, euler, euler-ancestral, dpm-solver++, unipc; "
                              "got 'dpm'"),
     (["--eta", "-1"], "--eta must be a number >= 0; got -1.0"),

@@ -139,7 +139,7 @@ def test_components_are_checked(musicldm_components):
     from diffusers import UNet2DConditionModel
 
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, in_channels=4, out_channels=4,
-                                down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
                                 class_embed_type="simple_projection", projection_class_embeddings_input_dim=16)
     with pytest.raises(ConfigError, match="unet: expected a simple_projection class embedding of width 32 "
                                           r"\(CLAP's projection_dim\); got simple_projection of width 16"):

@@ -94,7 +94,8 @@ def check_inputs(*, prompt: Any, negative_prompt: Any, prompt_embeds: Any, negat
             problems.append(f"negative_prompt_embeds: expected a tensor [{batch}, {embed_dim}], one row per "
                             f"prompt; got {shape}")
 
-    if audio_length_in_s is not None and not (_finite(audio_length_in_s) and round(audio_length_in_s * sample_rate) >= 1):
+    if audio_length_in_s is not None and not (_finite(audio_length_in_s)
+                                              and round(audio_length_in_s * sample_rate) >= 1):
         problems.append(f"audio_length_in_s: expected a number of seconds long enough for one sample "
                         f"(>= {0.5 / sample_rate:.3g} s at {sample_rate} Hz); got {_describe(audio_length_in_s)}")
     problems += _positive_int("num_inference_steps", num_inference_steps)

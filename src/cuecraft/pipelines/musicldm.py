@@ -267,7 +267,8 @@ class MusicLDMPipeline:
         """
         # 1. Length and inputs
         if audio_length_in_s is None:
-            audio_length_in_s = self.unet.config.sample_size * self.vae_scale_factor * self.hop_length / self.sample_rate
+            frames = self.unet.config.sample_size * self.vae_scale_factor  # latent frames -> mel frames
+            audio_length_in_s = frames * self.hop_length / self.sample_rate
         n_samples = self.samples_for(audio_length_in_s)
         check_inputs(
             prompt=prompt, negative_prompt=negative_prompt, prompt_embeds=prompt_embeds,

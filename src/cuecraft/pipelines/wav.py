@@ -36,8 +36,9 @@ def write_wav(path: str | Path, waveform: np.ndarray, sample_rate: int, subtype:
     assert waveform.ndim == 1, waveform.shape
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        samples = np.clip(np.nan_to_num(waveform, nan=0.0), -1.0, 1.0)
         with os.fdopen(fd, "wb") as file:
-            soundfile.write(file, np.clip(np.nan_to_num(waveform, nan=0.0), -1.0, 1.0), sample_rate, format="WAV", subtype=subtype)
+            soundfile.write(file, samples, sample_rate, format="WAV", subtype=subtype)
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; audio is for everyone to read
         os.replace(tmp, path)
     except BaseException:
