@@ -5,13 +5,12 @@ Shapes: a waveform is float [T] (mono), samples in [-1, 1].
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from cuecraft._files import atomic_write
 from cuecraft._optional import require
 
 
@@ -26,25 +25,17 @@ def numbered_paths(out: str | Path, count: int) -> list[Path]:
 def write_wav(path: str | Path, waveform: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
     """Write mono ``waveform`` [T] to ``path`` as WAV (16-bit PCM by default), atomically.
 
-    The file is written next to ``path`` under a temporary name and renamed over it, so a crash
-    never leaves a torn file, and a reader never sees a partial one. NaNs are written as 0 and
-    samples are clipped to [-1, 1] (what PCM can hold).
+    The file is written next to ``path`` under a temporary name, synced and renamed over it
+    (``cuecraft._files.atomic_write``), so a crash never leaves a torn file, and a reader never
+    sees a partial one. NaNs are written as 0 and samples are clipped to [-1, 1] (what PCM holds).
     """
     soundfile = require("soundfile", extra="audio", purpose="writing WAV files")
     path = Path(path)
     waveform = np.asarray(waveform, dtype=np.float32)
     assert waveform.ndim == 1, waveform.shape
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        samples = np.clip(np.nan_to_num(waveform, nan=0.0), -1.0, 1.0)
-        with os.fdopen(fd, "wb") as file:
-            soundfile.write(file, samples, sample_rate, format="WAV", subtype=subtype)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; audio is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    samples = np.clip(np.nan_to_num(waveform, nan=0.0), -1.0, 1.0)
+    with atomic_write(path) as file:
+        soundfile.write(file, samples, sample_rate, format="WAV", subtype=subtype)
     return path
 
 
