@@ -46,14 +46,12 @@ def tiny_t5(directory: Path, seed: int = 0) -> Path:
 
 
 def tiny_clap(directory: Path, seed: int = 0) -> Path:
-    """A tiny ClapModel (text width 32, projection 16, 8 kHz audio, 1 s windows) and processor."""
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
+    """A tiny ClapModel (text width 32, projection 16, 8 kHz audio, 1 s windows) and processor,
+    with a byte-level BPE Roberta tokenizer (see ``bpe_roberta_tokenizer``)."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
 
-    fast, vocab_size = word_tokenizer({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}, "<s> $A </s>",
-                                      bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    tokenizer = RobertaTokenizerFast(tokenizer_object=fast.backend_tokenizer, bos_token="<s>", pad_token="<pad>",
-                                     eos_token="</s>", unk_token="<unk>", cls_token="<s>", sep_token="</s>",
-                                     mask_token="<unk>", model_max_length=64)
+    tokenizer = bpe_roberta_tokenizer()
+    vocab_size = len(tokenizer)
     torch.manual_seed(seed)
     config = ClapConfig(
         text_config=dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
