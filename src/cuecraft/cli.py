@@ -259,7 +259,7 @@ def _progress_bar(stream: TextIO) -> Callable[..., dict]:
 def run_musicldm(args: argparse.Namespace) -> int:
     import torch
 
-    from cuecraft.errors import ConfigError
+    from cuecraft.errors import GenerationInputError
     from cuecraft.pipelines import MusicLDMPipeline
     from cuecraft.pipelines.wav import write_wavs
 
@@ -276,7 +276,7 @@ def run_musicldm(args: argparse.Namespace) -> int:
             num_waveforms_per_prompt=settings["candidates"], num_waveforms_to_keep=settings["keep"],
             generator=generator, clip_output=True,
             callback_on_step_end=None if args.no_progress else _progress_bar(sys.stderr))
-    except ConfigError as error:
+    except GenerationInputError as error:
         raise CuecraftError("; ".join(error.problems)) from None
     try:
         paths = write_wavs(args.out, list(output.audios), pipeline.sample_rate)

@@ -30,6 +30,19 @@ class ConditioningInputError(CuecraftError, ValueError):
     """A metadata item or attribute value cannot be turned into a condition."""
 
 
+class GenerationInputError(CuecraftError, ValueError):
+    """The arguments of a generation call are invalid. Holds every problem found.
+
+    ``problems`` is the list of problem lines; ``str(error)`` joins them.
+    """
+
+    def __init__(self, problems: str | Sequence[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        head = "invalid generation arguments" if len(self.problems) == 1 else \
+            f"invalid generation arguments ({len(self.problems)} problems)"
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
+
 class FusionError(CuecraftError, ValueError):
     """Conditions handed to the fuser do not fit the routing or the input they are fused with."""
 

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from cuecraft.errors import ConfigError
+from cuecraft.errors import GenerationInputError
 
 E = torch.zeros(2, 32)  # two CLAP text embeddings (D = 32)
 
@@ -64,7 +64,7 @@ CASES = [
 @pytest.mark.parametrize("arguments, message", CASES, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(CASES)])
 def test_each_problem_is_reported(pipe, arguments, message):
     call = {"prompt": "fast techno", "num_inference_steps": 1, "audio_length_in_s": 0.016, **arguments}
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(GenerationInputError) as error:
         pipe(**call)
     assert len(error.value.problems) == 1, error.value.problems
     assert error.value.problems[0].startswith(message)
@@ -74,15 +74,15 @@ def test_ranking_without_a_feature_extractor_is_reported(musicldm_components):
     from cuecraft.pipelines import MusicLDMPipeline
 
     pipe = MusicLDMPipeline(**{**musicldm_components, "feature_extractor": None})
-    with pytest.raises(ConfigError, match=re.escape("num_waveforms_per_prompt: ranking several waveforms per "
+    with pytest.raises(GenerationInputError, match=re.escape("num_waveforms_per_prompt: ranking several waveforms per "
                                                     "prompt needs the pipeline's feature_extractor")):
         pipe("fast techno", num_waveforms_per_prompt=2, num_inference_steps=1, audio_length_in_s=0.016)
     assert pipe("fast techno", num_inference_steps=1, audio_length_in_s=0.016).audios.shape == (1, 256)
 
 
 def test_all_problems_come_together(pipe):
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(GenerationInputError) as error:
         pipe(prompt=3, num_inference_steps=0, guidance_scale=float("nan"), output_type="wav")
     assert [p.split(":")[0] for p in error.value.problems] == [
         "prompt", "num_inference_steps", "guidance_scale", "output_type"]
-    assert str(error.value).startswith("invalid configuration (4 problems):")
+    assert str(error.value).startswith("invalid generation arguments (4 problems):")

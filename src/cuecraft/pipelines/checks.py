@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cuecraft.errors import ConfigError
+from cuecraft.errors import GenerationInputError
 
 OUTPUT_TYPES = ("np", "pt", "latent")
 CALLBACK_TENSOR_INPUTS = ("latents", "prompt_embeds")
@@ -55,7 +55,7 @@ def check_inputs(*, prompt: Any, negative_prompt: Any, prompt_embeds: Any, negat
                  callback_on_step_end: Any, callback_on_step_end_tensor_inputs: Any, cross_attention_kwargs: Any,
                  output_type: Any, return_dict: Any, clip_output: Any, embed_dim: int,
                  can_rank: bool) -> None:
-    """Raise ConfigError listing every problem with a call's arguments.
+    """Raise GenerationInputError listing every problem with a call's arguments.
 
     ``latent_shape`` is (C, H, W) for the requested length (None when the length itself is
     invalid); ``embed_dim`` is D; ``can_rank`` says whether a feature extractor is present.
@@ -150,4 +150,4 @@ def check_inputs(*, prompt: Any, negative_prompt: Any, prompt_embeds: Any, negat
         if not isinstance(value, bool):
             problems.append(f"{name}: expected True or False; got {_describe(value)}")
     if problems:
-        raise ConfigError(problems)
+        raise GenerationInputError(problems)
