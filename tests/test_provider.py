@@ -51,7 +51,7 @@ def test_tokenize_is_cpu_work_and_forward_follows_the_provider(provider):
     provider.to(torch.float64)
     conditions = provider(tokens)
     assert all(c.embedding.dtype == torch.float64 for c in conditions.values())
-    assert provider.device.type == "cpu"
+    assert all(c.device.type == "cpu" for c in provider.conditioners.values())
 
 
 def test_errors_name_the_condition_the_item_and_the_key(provider):
@@ -98,3 +98,11 @@ def test_pre_encoded_conditions_bypass_their_conditioner():
         provider.tokenize([{"clap": torch.zeros(3), "n": 1}])
     with pytest.raises(ConditioningInputError, match="a float tensor"):
         provider.tokenize([{"clap": "text", "n": 1}])
+
+
+def test_pre_encoded_nulls_follow_the_conditioner():
+    lut = LUTConditioner(n_bins=8, dim=4, output_dim=4)
+    lut.null_length = 3
+    provider = ConditionProvider({"text": lut}, pre_encoded_keys=["text"]).to(torch.float64)
+    embedding, mask = provider.condition([{"text": None}])["text"]
+    assert embedding.shape == (1, 3, 4) and embedding.dtype == torch.float64 and not mask.any()

@@ -5,6 +5,7 @@ Notation: B batch, T condition length, D width.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,17 +59,13 @@ class ConditionProvider(nn.Module):
         self.conditioners = nn.ModuleDict(dict(conditioners))
         self.default_keys = default_keys
         self.pre_encoded_keys = frozenset(pre_encoded_keys)
+        self._takes_generator = {name for name, c in self.conditioners.items()
+                                 if "generator" in inspect.signature(c.tokenize).parameters}
         self.routes = [
             Route(name, "embedding" if name in self.pre_encoded_keys else c.kind,
                   (name, default_keys[name]) if name in default_keys else (name,))
             for name, c in self.conditioners.items()
         ]
-
-    @property
-    def device(self) -> torch.device:
-        for tensor in self.parameters():
-            return tensor.device
-        return torch.device("cpu")
 
     def to_attributes(self, batch: Batch) -> list[ConditioningAttributes]:
         """Check and convert every item into ConditioningAttributes holding what the conditioners read."""
@@ -80,8 +77,12 @@ class ConditionProvider(nn.Module):
             raise ConditioningInputError("the batch is empty; give at least one item")
         return [to_attributes(item, self.routes, i) for i, item in enumerate(batch)]
 
-    def tokenize(self, batch: Batch) -> dict[str, Tokens]:
-        """CPU-side preparation for every conditioner; no device work."""
+    def tokenize(self, batch: Batch, *, generator: torch.Generator | None = None) -> dict[str, Tokens]:
+        """CPU-side preparation for every conditioner; no device work.
+
+        ``generator`` draws the randomness of tokenizers that have some (text word dropout in
+        training); conditioners whose ``tokenize`` takes no ``generator`` are called without it.
+        """
         attributes = self.to_attributes(batch)
         tokens = {}
         for route in self.routes:
@@ -90,7 +91,11 @@ class ConditionProvider(nn.Module):
                 if route.kind == "embedding":
                     tokens[route.name] = self._stack_embeddings(route.name, values)
                     continue
-                tokens[route.name] = self.conditioners[route.name].tokenize(values)
+                conditioner = self.conditioners[route.name]
+                if generator is not None and route.name in self._takes_generator:
+                    tokens[route.name] = conditioner.tokenize(values, generator=generator)
+                else:
+                    tokens[route.name] = conditioner.tokenize(values)
             except ConditioningInputError as error:
                 raise ConditioningInputError(f"condition '{route.name}', {error}") from None
         return tokens
@@ -101,18 +106,20 @@ class ConditionProvider(nn.Module):
         if missing:
             raise ConditioningInputError(f"tokens missing for conditions {missing}; got {sorted(tokens)}")
         return {
-            name: self._pre_encoded(tokens[name]) if name in self.pre_encoded_keys else conditioner(tokens[name])
+            name: self._pre_encoded(name, tokens[name]) if name in self.pre_encoded_keys else conditioner(tokens[name])
             for name, conditioner in self.conditioners.items()
         }
 
     def _stack_embeddings(self, name: str, values: Sequence[torch.Tensor | None]) -> Tokens:
-        """Pre-encoded values [T_i, D] -> Tokens(values [B, T, D] zero-padded, mask [B, T])."""
-        width = self.conditioners[name].output_dim
+        """Pre-encoded values [T_i, D] -> Tokens(values [B, T, D] zero-padded, mask [B, T]); an
+        all-None batch has the conditioner's ``null_length``."""
+        conditioner = self.conditioners[name]
+        width = conditioner.output_dim
         for i, value in enumerate(values):
             if value is not None and value.shape[-1] != width:
                 raise ConditioningInputError(f"item {i}: a pre-encoded embedding of width {width} is expected "
                                              f"(the conditioner's output_dim); got shape {tuple(value.shape)}")
-        length = max([1] + [v.shape[0] for v in values if v is not None])
+        length = max([conditioner.null_length] + [v.shape[0] for v in values if v is not None])
         embedding = torch.zeros(len(values), length, width)
         mask = torch.zeros(len(values), length, dtype=torch.bool)
         for i, value in enumerate(values):
@@ -121,11 +128,12 @@ class ConditionProvider(nn.Module):
                 mask[i, : value.shape[0]] = True
         return Tokens(embedding, mask)
 
-    def _pre_encoded(self, tokens: Tokens) -> Condition:
-        dtype = next((p.dtype for p in self.parameters()), torch.float32)
-        tokens = tokens.to(self.device)
-        return Condition(tokens.values.to(dtype), tokens.mask)
+    def _pre_encoded(self, name: str, tokens: Tokens) -> Condition:
+        """Pre-encoded tokens on the conditioner's device, in its dtype."""
+        conditioner = self.conditioners[name]
+        tokens = tokens.to(conditioner.device)
+        return Condition(tokens.values.to(conditioner.dtype), tokens.mask)
 
-    def condition(self, batch: Batch) -> dict[str, Condition]:
+    def condition(self, batch: Batch, *, generator: torch.Generator | None = None) -> dict[str, Condition]:
         """``forward(tokenize(batch))``."""
-        return self(self.tokenize(batch))
+        return self(self.tokenize(batch, generator=generator))

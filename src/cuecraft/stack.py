@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from cuecraft.attributes import ConditioningAttributes
 from cuecraft.condition import Condition
 from cuecraft.fuser import ConditionFuser, FusedInputs
 from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
@@ -45,15 +46,34 @@ class ConditioningStack:
     guidance_scale: float = 1.0  # classifier-free guidance at inference (1: off)
     rescale_phi: float = 0.0
 
+    def dropout(self, attributes: list[ConditioningAttributes],
+                generator: torch.Generator | None = None) -> list[ConditioningAttributes]:
+        """The configured training dropouts: per-attribute dropout, then classifier-free guidance
+        dropout, both drawn from ``generator``."""
+        if self.attribute_dropout is not None:
+            attributes = self.attribute_dropout(attributes, generator=generator)
+        if self.cfg_dropout is not None:
+            attributes = self.cfg_dropout(attributes, generator=generator)
+        return attributes
+
     def condition(self, batch: Sequence[Any], *, train: bool = False,
                   generator: torch.Generator | None = None) -> dict[str, Condition]:
-        """Metadata -> ``{name: Condition}``; with ``train=True`` the configured dropouts act first."""
+        """Metadata -> ``{name: Condition}``.
+
+        The conditioners run in the mode asked for, whatever mode the provider is in: with
+        ``train=True`` in training mode after the configured dropouts (word dropout included,
+        all drawn from ``generator``); otherwise in eval mode (inference caches on, evaluation
+        behaviour such as melody looping).
+        """
         attributes = self.provider.to_attributes(batch)
-        if train and self.attribute_dropout is not None:
-            attributes = self.attribute_dropout(attributes, generator=generator)
-        if train and self.cfg_dropout is not None:
-            attributes = self.cfg_dropout(attributes, generator=generator)
-        return self.provider.condition(attributes)
+        if train:
+            attributes = self.dropout(attributes, generator)
+        was_training = self.provider.training
+        self.provider.train(train)
+        try:
+            return self.provider.condition(attributes, generator=generator)
+        finally:
+            self.provider.train(was_training)
 
     def fuse(self, conditions: dict[str, Condition], input: torch.Tensor | None = None) -> FusedInputs:
         return self.fuser(conditions, input)

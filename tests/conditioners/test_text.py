@@ -108,13 +108,30 @@ def test_autocast_dtype_really_changes_the_compute_dtype(t5, dtype_name, dtype):
 
 def test_word_dropout_and_normalisation(t5):
     conditioner = t5(word_dropout=0.5, normalize_text=True).train()
-    conditioner.generator = torch.Generator().manual_seed(0)
     words = "fast slow techno piano ballad with synths solo quick deep house drums".split()
-    kept = conditioner.prepare_text(" ".join(words)).split()
+    kept = conditioner.prepare_text(" ".join(words), torch.Generator().manual_seed(0)).split()
     assert 0 < len(kept) < len(words) and all(w in words for w in kept)
+    again = conditioner.prepare_text(" ".join(words), torch.Generator().manual_seed(0)).split()
+    assert again == kept  # seeded by the caller's generator
     conditioner.eval()
     assert conditioner.prepare_text("Fast, TECHNO!  with  synths.") == "fast techno with synths"
     assert normalize_text("Rock 'n' Roll!") == "rock 'n' roll"
+
+
+def test_stack_runs_conditioners_in_the_mode_asked_with_the_callers_generator(tiny_models):
+    from cuecraft.config import build_stack
+
+    stack = build_stack({"cond_dim": 8, "conditioners": [{"id": "prompt", "type": "t5", "roles": ["cross"], "config": {
+        "t5_model_name": tiny_models["t5"], "word_dropout": 0.5}}]})
+    assert stack.provider.training  # built as PyTorch builds modules
+    text = [{"prompt": "fast slow techno piano ballad with synths solo quick deep house drums"}]
+    with torch.no_grad():
+        inference = [stack.condition(text)["prompt"].mask.sum().item() for _ in range(3)]
+        seeded = [stack.condition(text, train=True, generator=torch.Generator().manual_seed(3))["prompt"].mask.sum().item()
+                  for _ in range(3)]
+    assert inference == [13, 13, 13]  # no word dropout outside training
+    assert len(set(seeded)) == 1 and seeded[0] < 13
+    assert stack.provider.training  # mode restored
 
 
 def test_lru_skips_the_encoder_for_repeated_prompts(t5):

@@ -106,3 +106,12 @@ def test_shipped_example_builds_and_conditions_its_metadata():
     assert set(conditions) == set(json.loads(DEFAULT_CONFIG.read_text())["conditioners"][i]["id"] for i in range(5))
     fused = stack.fuse(conditions)
     assert fused.global_cond.shape == (len(metadata), 3 * 64)
+
+
+def test_attribute_dropout_names_must_be_conditions_of_that_kind():
+    with pytest.raises(ConfigError) as error:
+        build_stack(base_config(dropout={"attributes": {"text": {"promt": 0.5, "seconds": 0.1}}}))
+    assert error.value.problems == [
+        "dropout.attributes.text.promt: no text condition is named 'promt'; conditions: ['prompt', 'seconds']",
+        "dropout.attributes.text.seconds: no text condition is named 'seconds'; 'seconds' is a number condition",
+    ]

@@ -76,11 +76,18 @@ class BaseConditioner(nn.Module, ABC):
 
     @property
     def device(self) -> torch.device:
-        for tensor in self.parameters():
-            return tensor.device
-        for tensor in self.buffers():
+        """Where the conditioner's parameters (else buffers) are; CPU when it has none."""
+        for tensor in (*self.parameters(), *self.buffers()):
             return tensor.device
         return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of its parameters (else buffers); float32 when it has none."""
+        for tensor in (*self.parameters(), *self.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float32
 
     def check_values(self, values: Sequence[Any]) -> list[AttributeValue]:
         """Check every value against this conditioner's kind; errors name the item index."""

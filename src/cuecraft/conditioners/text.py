@@ -100,7 +100,6 @@ class TransformerTextConditioner(BaseConditioner):
         self.autocast_dtype = autocast_dtype
         self.normalize_text = normalize_text
         self.word_dropout = float(word_dropout)
-        self.generator: torch.Generator | None = None  # draws word dropout; None: torch's global RNG
         self.output_length = 1 if pooled else (max_length if padding == "max_length" else None)
         # A batch of None / empty texts: T = 1 pooled, max_length when padding to it, else the
         # tokenizer's length for an empty string (its special tokens, e.g. 2 for [CLS] [SEP]).
@@ -114,18 +113,19 @@ class TransformerTextConditioner(BaseConditioner):
 
     # -- CPU side ------------------------------------------------------------------------------
 
-    def prepare_text(self, text: str) -> str:
-        """Normalisation, then word dropout (training only)."""
+    def prepare_text(self, text: str, generator: torch.Generator | None = None) -> str:
+        """Normalisation, then word dropout (training only; drawn from ``generator``, else from
+        torch's global random state)."""
         if self.normalize_text:
             text = normalize_text(text)
         if self.training and self.word_dropout > 0:
             words = text.split()
-            keep = torch.rand(len(words), generator=self.generator) >= self.word_dropout
+            keep = torch.rand(len(words), generator=generator) >= self.word_dropout
             text = " ".join(w for w, k in zip(words, keep.tolist()) if k)
         return text
 
-    def tokenize(self, values: Sequence[Any]) -> TextTokens:
-        texts = [self.prepare_text(t) if t else "" for t in self.check_values(values)]
+    def tokenize(self, values: Sequence[Any], generator: torch.Generator | None = None) -> TextTokens:
+        texts = [self.prepare_text(t, generator) if t else "" for t in self.check_values(values)]
         present = torch.tensor([bool(t.strip()) for t in texts])
         encoded = self.tokenizer(texts, padding=self.padding, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
@@ -169,7 +169,8 @@ class TransformerTextConditioner(BaseConditioner):
             longest = max(lengths[i] for i in missing)
             hidden = self._encode(ids[missing, :longest], attention_mask[missing, :longest])
             for j, i in enumerate(missing):
-                rows[i] = hidden[j] if self.pooled else hidden[j, : lengths[i]]
+                # A copy, so an entry does not keep the whole batch's output alive.
+                rows[i] = (hidden[j] if self.pooled else hidden[j, : lengths[i]]).clone()
                 self._lru.put(keys[i], rows[i])
         out_length = 1 if self.pooled else ids.shape[1]
         out = torch.zeros(len(rows), out_length, rows[0].shape[-1], device=ids.device, dtype=dtype)

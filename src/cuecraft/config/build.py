@@ -147,6 +147,13 @@ def _build(config: ConditioningConfig, seed: int | None) -> ConditioningStack:
         attribute_dropout = AttributeDropout(config.dropout.attributes) if config.dropout.attributes else None
     except ConfigError as error:
         raise ConfigError([f"dropout.attributes.{p}" for p in error.problems]) from None
+    kinds = {route.name: route.kind for route in provider.routes}
+    problems = [f"dropout.attributes.{kind}.{name}: no {kind} condition is named {name!r}; "
+                + (f"{name!r} is a {kinds[name]} condition" if name in kinds else f"conditions: {sorted(kinds)}")
+                for kind, name, _ in (attribute_dropout.entries if attribute_dropout else ())
+                if kinds.get(name) != kind]
+    if problems:
+        raise ConfigError(problems)
     cfg_dropout = ClassifierFreeGuidanceDropout(config.dropout.cfg) if config.dropout.cfg else None
     types = {spec.id: spec.type for spec in config.conditioners}
     return ConditioningStack(provider, fuser, types, cfg_dropout, attribute_dropout,

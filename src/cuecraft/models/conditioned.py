@@ -52,16 +52,13 @@ class ConditionedModel(nn.Module):
         provider = self.stack.provider
         if negative_metadata is not None and not guidance:
             raise ConditioningInputError("negative metadata only takes part with guidance=True")
-        attributes = provider.to_attributes(metadata)
         if guidance:
+            attributes = provider.to_attributes(metadata)
             negative = None if negative_metadata is None else provider.to_attributes(negative_metadata)
-            attributes = guidance_batch(attributes, negative)
-        elif train:
-            if self.stack.attribute_dropout is not None:
-                attributes = self.stack.attribute_dropout(attributes, generator=generator)
-            if self.stack.cfg_dropout is not None:
-                attributes = self.stack.cfg_dropout(attributes, generator=generator)
-        fused = self.stack.fuse(provider.condition(attributes))
+            conditions = self.stack.condition(guidance_batch(attributes, negative))
+        else:
+            conditions = self.stack.condition(metadata, train=train, generator=generator)
+        fused = self.stack.fuse(conditions)
         inputs = {
             "cross_attn_cond": fused.cross_attention_src,
             "cross_attn_mask": fused.cross_attention_mask,
@@ -82,6 +79,8 @@ class ConditionedModel(nn.Module):
         if len(metadata) != x.shape[0]:
             raise ConditioningInputError(f"{len(metadata)} metadata items for a batch of {x.shape[0]}")
         if scale == 1.0:
+            if negative_metadata is not None:
+                raise ConditioningInputError("negative metadata needs guidance: give cfg_scale other than 1")
             return self.backbone(x, t, **self.conditioning_inputs(metadata), **kwargs)
         inputs = self.conditioning_inputs(metadata, negative_metadata, guidance=True)
         prediction = self.backbone(torch.cat([x, x]), torch.cat([t, t]), **inputs, **kwargs)

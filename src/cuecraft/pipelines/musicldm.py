@@ -73,7 +73,7 @@ class MusicLDMPipeline:
         self._check_components()
         # The CLAP text conditioner pads to the tokenizer's maximum, as MusicLDM was run.
         self.text_conditioner = ClapTextConditioner.from_model(
-            text_encoder, tokenizer, padding="max_length", max_length=tokenizer.model_max_length)
+            text_encoder, tokenizer, padding="max_length", max_length=tokenizer.model_max_length).eval()
         self.provider = ConditionProvider({"prompt": self.text_conditioner})
         self.fuser = ConditionFuser({"global": ["prompt"]})
         self.fuser.check_shapes({"prompt": (1, self.embed_dim)})
