@@ -111,3 +111,12 @@ def test_with_nulls_copies_and_nulls():
     everything = original.with_nulls()
     assert everything.text == {"a": None, "b": None} and everything.number == {"n": None}
     assert original.text == {"a": "x", "b": "y"}  # untouched
+
+
+def test_time_major_waveforms_are_refused_with_a_hint():
+    with pytest.raises(ConditioningInputError, match=r"shape \(48000, 2\).*pass wav.T"):
+        WavCondition(torch.zeros(48000, 2), 48000)
+
+
+def test_huge_integers_are_numbers_not_overflows():
+    assert check_value("number", 10**400, "x") == 10**400

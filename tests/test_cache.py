@@ -36,7 +36,7 @@ def test_an_entry_is_a_self_describing_file(tmp_path):
     data = path.read_bytes()
     magic, version, length = struct.unpack_from("<4sBI", data)
     header = json.loads(data[9: 9 + length])
-    assert (magic, version) == (MAGIC, FORMAT_VERSION) == (b"CUEC", 1)
+    assert (magic, version) == (MAGIC, FORMAT_VERSION) == (b"CUEC", 2)
     assert header["shape"] == [63, 12] and header["dtype"] == "float32" and header["nbytes"] == 63 * 12 * 4
     assert header["key"] == cache.key({"clip": 1}) == path.stem and header["conditioner"] == "chroma_stem"
     assert len(data) == 9 + length + 63 * 12 * 4
@@ -198,3 +198,13 @@ def test_four_processes_filling_and_reading_leave_no_torn_entries(tmp_path):
     for key in range(KEYS):
         path = cache.path_of(cache.key({"clip": key}))
         assert torch.equal(decode_entry(path.read_bytes(), path.stem), expected(key))
+
+
+def test_a_header_damaged_into_another_valid_shape_is_caught():
+    from cuecraft.cache import CorruptEntryError, decode_entry, encode_entry
+
+    data = encode_entry("k", "chroma_stem", torch.arange(12.0).reshape(3, 4))
+    swapped = data.replace(b"[3, 4]", b"[4, 3]")
+    assert swapped != data
+    with pytest.raises(CorruptEntryError, match="checksum mismatch"):
+        decode_entry(swapped, "k")

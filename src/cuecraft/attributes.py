@@ -29,6 +29,9 @@ AttributeKind = Literal["text", "wav", "joint_embed", "number", "embedding"]
 ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "number", "embedding")
 
 
+MAX_CHANNELS = 64  # more rows than this in a 2-D waveform means [T, C] was given
+
+
 def _check_waveform(wav: torch.Tensor, sample_rate: int, length: int | None, owner: str) -> int:
     """Validate a per-item waveform and return its valid length in samples."""
     if not isinstance(wav, torch.Tensor) or wav.dim() not in (1, 2) or not wav.is_floating_point():
@@ -39,6 +42,11 @@ def _check_waveform(wav: torch.Tensor, sample_rate: int, length: int | None, own
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ConditioningInputError(
             f"{owner}.sample_rate must be a positive int; got {sample_rate!r}"
+        )
+    if wav.dim() == 2 and wav.shape[0] > MAX_CHANNELS:
+        raise ConditioningInputError(
+            f"{owner}.wav has shape {tuple(wav.shape)}: {wav.shape[0]} channels? Waveforms are [C, T] "
+            f"(at most {MAX_CHANNELS} channels); for a [T, C] array (as soundfile reads it) pass wav.T"
         )
     n_samples = wav.shape[-1]
     if length is None:
@@ -167,14 +175,14 @@ def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str])
     value_type = type(value)
     if kind == "text" and value_type is str:
         return value
-    if kind == "number" and (value_type is int or value_type is float) and math.isfinite(value):
+    if kind == "number" and (value_type is int or value_type is float and math.isfinite(value)):
         return value  # the common case, without the numeric-tower checks below
     if kind == "text" and isinstance(value, str):
         return value
     if kind == "number":
         number = _as_number(value)
         if number is not None:
-            if isinstance(number, float) and not math.isfinite(number):
+            if isinstance(number, float) and not math.isfinite(number):  # ints are always finite
                 raise ConditioningInputError(f"{_place(where)}: expected a finite number; got {number!r}")
             return number
     if kind == "wav" and isinstance(value, WavCondition):

@@ -12,7 +12,7 @@ embedding) asks ``cache.get_or_compute(audio, compute)``. Nothing stale or forei
       b"CUEC" | format version (uint8) | header length (uint32, little-endian) | header | payload
 
   The header is UTF-8 JSON: the entry's key, conditioner type, dtype, shape, payload byte count
-  and a BLAKE2b checksum of the payload. A reader checks all of it (a torn, truncated, corrupt
+  and a BLAKE2b checksum of key, dtype, shape and payload. A reader checks all of it (a torn, truncated, corrupt
   or misplaced file fails), reports it as a ``CacheWarning`` and recomputes the entry.
 - Writes are atomic: a temporary file in the entry's folder, flushed and fsynced, then
   ``os.replace``. Several processes may fill and read the same cache at once without locks: a
@@ -41,7 +41,7 @@ from cuecraft._files import atomic_write
 from cuecraft.audio.io import AudioReadError
 from cuecraft.errors import CacheWarning, ConfigError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the checksum covers key, dtype and shape as well as the payload
 MAGIC = b"CUEC"
 _PREAMBLE = struct.Struct("<4sBI")  # magic, format version, header length
 _SUFFIX = ".emb"
@@ -76,8 +76,12 @@ def content_identity(wav: torch.Tensor, sample_rate: int) -> dict[str, Any]:
     return {"blake2b": digest, "shape": list(samples.shape), "sample_rate": int(sample_rate)}
 
 
-def _checksum(payload: bytes | memoryview) -> str:
-    return hashlib.blake2b(payload, digest_size=20).hexdigest()
+def _checksum(key: str, dtype_name: str, shape: list[int], payload: bytes | memoryview) -> str:
+    """BLAKE2b over what the entry claims to be (key, dtype, shape) and its payload, so a header
+    damaged into another valid-looking one is caught too."""
+    digest = hashlib.blake2b(json.dumps([key, dtype_name, shape]).encode("utf-8"), digest_size=20)
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def encode_entry(key: str, conditioner: str, tensor: torch.Tensor) -> bytes:
@@ -89,7 +93,8 @@ def encode_entry(key: str, conditioner: str, tensor: torch.Tensor) -> bytes:
     payload = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
     header = json.dumps({
         "key": key, "conditioner": conditioner, "dtype": dtype_name, "shape": list(tensor.shape),
-        "byteorder": "little", "nbytes": len(payload), "blake2b": _checksum(payload),
+        "byteorder": "little", "nbytes": len(payload),
+        "blake2b": _checksum(key, dtype_name, list(tensor.shape), payload),
     }, sort_keys=True).encode("utf-8")
     return _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(header)) + header + payload
 
@@ -122,8 +127,8 @@ def decode_entry(data: bytes, key: str) -> torch.Tensor:
     if numel * dtype.itemsize != nbytes:
         raise CorruptEntryError(f"shape {shape} of {header['dtype']} does not fill {nbytes} bytes")
     payload = memoryview(data)[start:]
-    if _checksum(payload) != checksum:
-        raise CorruptEntryError("checksum mismatch (the payload is corrupt)")
+    if _checksum(entry_key, header["dtype"], shape, payload) != checksum:
+        raise CorruptEntryError("checksum mismatch (the header or payload is corrupt)")
     if numel == 0:
         return torch.empty(shape, dtype=dtype)
     return torch.frombuffer(bytearray(payload), dtype=dtype).reshape(shape)

@@ -67,6 +67,8 @@ def list_audio(data: str | os.PathLike[str]) -> list[Path]:
         if root.suffix == ".jsonl":
             try:
                 line = json.loads(line)["path"]
+                if not isinstance(line, str):
+                    raise TypeError(f"\"path\" must be a str, got {type(line).__name__}")
             except (ValueError, KeyError, TypeError) as error:
                 raise ConfigError(f"{root}:{number}: expected a JSON object with a \"path\" ({error})") from None
         path = Path(line.strip())

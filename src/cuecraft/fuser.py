@@ -95,6 +95,8 @@ class ConditionFuser(nn.Module):
                 problems.append(f"{role}: a condition is listed twice: {list(names)}")
         if not isinstance(cross_attention_pos_emb, bool):
             problems.append(f"cross_attention_pos_emb: expected true or false; got {cross_attention_pos_emb!r}")
+        if isinstance(cross_attention_pos_emb_scale, bool) or not isinstance(cross_attention_pos_emb_scale, (int, float)):
+            problems.append(f"cross_attention_pos_emb_scale: expected a number; got {cross_attention_pos_emb_scale!r}")
         if problems:
             raise ConfigError(problems)
         self.routing = {role: tuple(routing.get(role, ())) for role in FUSER_ROLES}

@@ -71,7 +71,7 @@ def test_demucs_without_the_package_names_it(monkeypatch):
     with pytest.raises(MissingDependencyError) as error:
         make_stem_backend("demucs", "model.th")
     message = str(error.value)
-    assert "optional package 'demucs'" in message and "pip install demucs" in message
+    assert "optional package 'demucs'" in message and "pip install 'cuecraft[stems]'" in message
     assert "stems='hpss'" in message
 
 

@@ -81,3 +81,10 @@ def test_number_null_and_bad_values():
     assert mask.tolist() == [[False], [True]] and torch.all(embedding[0] == 0)
     with pytest.raises(ConditioningInputError, match="item 0: expected a finite number; got nan"):
         numbers.tokenize([math.nan])
+
+
+def test_huge_values_clamp_without_overflow():
+    numbers = NumberConditioner(output_dim=4, min_val=0, max_val=10)
+    torch.testing.assert_close(numbers.condition([10**400]).embedding, numbers.condition([10]).embedding)
+    ints = IntConditioner(output_dim=4, min_val=0, max_val=10)
+    torch.testing.assert_close(ints.condition([10**400]).embedding, ints.condition([10]).embedding)

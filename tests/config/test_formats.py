@@ -58,7 +58,8 @@ def test_stable_audio_tools_config_is_read_verbatim():
         ("seconds_total", "number", ["cross", "global"]), ("genre", "list", ["prepend"])]
     assert config.cond_dim == 16 and config.default_keys == {"prompt": "text"}
     assert (config.backbone.cross_attention_dim, config.backbone.global_dim) == (16, 32)
-    assert loaded.ignored == ["model_type", "sample_rate", "training", "model.pretransform", "model.diffusion.type"]
+    assert loaded.ignored == ["model_type", "sample_rate", "training", "model.pretransform", "model.diffusion.type",
+                              "model.diffusion.config.depth"]
     stack = build_stack(loaded, seed=0)
     fused = stack.fuse(stack.condition([{"text": "a b", "seconds_start": 1, "seconds_total": 9, "genre": "jazz"}]))
     assert fused.cross_attention_src.shape == (1, 4, 16) and fused.global_cond.shape == (1, 32)

@@ -74,3 +74,44 @@ def test_arbitrary_documents_raise_only_config_errors(document):
         build_stack(document)
     except ConfigError:
         pass
+
+
+PEER_DOCUMENTS = [
+    {"model": {"conditioning": {"configs": [{"id": "p", "type": "lut", "config": {"n_bins": 8, "dim": 4}},
+                                            {"id": "s", "type": "number", "config": {"min_val": 0, "max_val": 9}}],
+                                "cond_dim": 4},
+               "diffusion": {"cross_attention_cond_ids": ["p", "s"], "global_cond_ids": ["s"],
+                             "config": {"cond_token_dim": 4, "global_cond_dim": 4}}}},
+    {"transformer_lm": {"dim": 4},
+     "conditioners": {"d": {"model": "lut", "lut": {"n_bins": 8, "dim": 4}}},
+     "fuser": {"cross": ["d"], "prepend": [], "sum": []},
+     "classifier_free_guidance": {"training_dropout": 0.1, "inference_coef": 3.0},
+     "attribute_dropout": {"text": {"d": 0.2}}},
+]
+
+
+@st.composite
+def mutated_peer_documents(draw):
+    document = copy.deepcopy(draw(st.sampled_from(PEER_DOCUMENTS)))
+    for _ in range(draw(st.integers(1, 3))):
+        places = [p for p in paths(document) if p]
+        if not places:
+            break
+        where = draw(st.sampled_from(places))
+        parent = document
+        for part in where[:-1]:
+            parent = parent[part]
+        if draw(st.booleans()):
+            parent[where[-1]] = draw(json_values)
+        else:
+            del parent[where[-1]]
+    return document
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_peer_documents())
+def test_malformed_peer_configs_raise_only_config_errors(document):
+    try:
+        build_stack(document, seed=0)
+    except ConfigError as error:
+        assert error.problems and all(isinstance(p, str) for p in error.problems)

@@ -119,3 +119,9 @@ def test_shape_mismatch_and_bad_files(tmp_path):
         read_checkpoint(tmp_path / "bad.ckpt")
     with pytest.raises(WeightsError, match="cannot tell the checkpoint's format"):
         load_peer_weights(sat_provider(), {"x.weight": torch.zeros(1)})
+
+
+def test_corrupt_safetensors_is_a_weights_error(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(WeightsError, match="not a readable safetensors file"):
+        read_checkpoint(tmp_path / "bad.safetensors")

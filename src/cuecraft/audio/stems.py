@@ -143,7 +143,7 @@ def _demucs_installed() -> bool:
 def _missing_demucs(detail: str = "") -> MissingDependencyError:
     return MissingDependencyError(
         "cuecraft needs the optional package 'demucs' for the 'demucs' stem backend, and it is not "
-        f"installed{detail}. Install it with: pip install demucs (no cuecraft extra provides it), "
+        f"installed{detail}. Install it with: pip install 'cuecraft[stems]' (with a torchaudio build for your torch), "
         "and give a local model file as stems_model; or use stems='hpss', which needs no weights."
     )
 

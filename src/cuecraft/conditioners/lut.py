@@ -28,7 +28,8 @@ LUT_TOKENIZERS = ("whitespace", "noop")
 @lru_cache(maxsize=1 << 16)
 def hash_token(token: str, n_bins: int) -> int:
     """SHA-256 of the UTF-8 token, as an integer, modulo ``n_bins``: stable across processes
-    (unlike Python's ``hash``) and the same bucket AudioCraft's hash trick gives."""
+    (unlike Python's ``hash``) and the bucket AudioCraft's hash trick gives the same token. (Its
+    ``whitespace`` tokenizer makes other tokens than ours: spaCy lemmas, no lower-casing.)"""
     return int.from_bytes(hashlib.sha256(token.encode("utf-8")).digest(), "big") % n_bins
 
 

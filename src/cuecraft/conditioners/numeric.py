@@ -28,7 +28,9 @@ class IntConditioner(BaseConditioner):
             uses row ``v - min_val``, so any ``min_val`` works.
         project_out: see BaseConditioner.
 
-    Whole-valued floats (120.0) are accepted; 120.5 is an error.
+    Whole-valued floats (120.0) are accepted; 120.5 is an error. (stable-audio-tools indexes
+    its table by the raw value, which only works for ``min_val = 0``; its weights trained with
+    ``min_val = 0`` load here unchanged.)
     """
 
     kind = "number"
@@ -124,7 +126,9 @@ class NumberConditioner(BaseConditioner):
 
     def tokenize(self, values: Sequence[Any]) -> Tokens:
         checked = self.check_values(values)
-        raw = torch.tensor([0.0 if v is None else float(v) for v in checked], dtype=torch.float32).unsqueeze(1)
+        # Clamped in Python first, so a huge int never overflows the float conversion.
+        raw = torch.tensor([0.0 if v is None else float(min(max(v, self.min_val), self.max_val)) for v in checked],
+                           dtype=torch.float32).unsqueeze(1)
         mask = torch.tensor([v is not None for v in checked], dtype=torch.bool).unsqueeze(1)  # [B, 1]
         normalised = (raw.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
         return Tokens(normalised * mask, mask)

@@ -302,6 +302,8 @@ class SentenceConditioner(TransformerTextConditioner):
         options = dict(padding=padding, enable_grad=enable_grad, autocast_dtype=autocast_dtype,
                        normalize_text=normalize_text, word_dropout=word_dropout, cache_size=cache_size)
         problems = check_text_options(max_length=max_length, **options)
+        if model_path is not None and not isinstance(model_path, str):
+            problems.append(f"model_path: expected a directory path (str); got {type(model_path).__name__} {model_path!r}")
         if output not in SENTENCE_OUTPUTS:
             problems.append(f"output: expected one of {', '.join(SENTENCE_OUTPUTS)}; got {output!r}")
         if problems:

@@ -61,7 +61,7 @@ def read_audiocraft(data: dict[str, Any]) -> Translation:
     roles: dict[str, list[str]] = {}
     for role in ("sum", "cross", "prepend", "input_interpolate"):
         names = fuser.get(role) or []
-        if not isinstance(names, list):
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             problems.append(f"fuser.{role}: expected a list of condition names; got {names!r}")
             continue
         for name in names:
@@ -71,7 +71,7 @@ def read_audiocraft(data: dict[str, Any]) -> Translation:
     for name, entry in data["conditioners"].items():
         path = f"conditioners.{name}"
         model = entry.get("model") if isinstance(entry, dict) else None
-        if model not in MODELS:
+        if not isinstance(model, str) or model not in MODELS:
             problems.append(f"{path}.model: unknown conditioner model {model!r}; valid models: {', '.join(MODELS)}")
             continue
         check_keys(entry, path, {"model": "type", model: "settings"}, problems)
@@ -79,7 +79,11 @@ def read_audiocraft(data: dict[str, Any]) -> Translation:
         settings: dict[str, Any] = {"project_out": True}
         translation.paths[f"conditioners[{len(conditioners)}]"] = path
         translation.paths[f"conditioners[{len(conditioners)}].config"] = f"{path}.{model}"
-        for peer_key, value in (entry.get(model) or {}).items():
+        block = entry.get(model) or {}
+        if not isinstance(block, dict):
+            problems.append(f"{path}.{model}: expected a mapping of settings; got {type(block).__name__}")
+            block = {}
+        for peer_key, value in block.items():
             if peer_key not in keys:
                 problems.append(f"{path}.{model}.{peer_key}: unknown setting; valid settings: {', '.join(keys)}")
             elif keys[peer_key] is None:
@@ -87,6 +91,13 @@ def read_audiocraft(data: dict[str, Any]) -> Translation:
             else:
                 settings[keys[peer_key]] = value
                 translation.paths[f"conditioners[{len(conditioners)}].config.{keys[peer_key]}"] = f"{path}.{model}.{peer_key}"
+        if model == "chroma_stem" and "stems" not in settings:
+            translation.notes.append(f"{path}: AudioCraft separates stems with demucs; cuecraft uses "
+                                     "stems 'hpss' unless the config says otherwise")
+        if model == "lut" and settings.get("tokenizer", "whitespace") == "whitespace":
+            translation.notes.append(f"{path}: cuecraft's whitespace tokenizer lower-cases words and uses no "
+                                     "spaCy lemmas or stop words, so tables trained by AudioCraft's see other "
+                                     "tokens (the noop tokenizer is identical)")
         if not roles.get(name):
             problems.append(f"{path}: condition {name!r} is in no fuser list (sum, cross, prepend, input_interpolate)")
         conditioners.append({"id": name, "type": kind, "config": settings, "roles": roles.pop(name, [])})

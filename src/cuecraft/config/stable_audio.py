@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cuecraft.config.translate import Translation, check_keys, raise_if
+from cuecraft.errors import ConfigError
 
 ROLE_KEYS = {
     "cross_attention_cond_ids": "cross",
@@ -21,6 +22,9 @@ ROLE_KEYS = {
 CONDITIONING_KEYS = {"configs": "conditioners", "cond_dim": "width", "default_keys": "fallback keys",
                      "pre_encoded_keys": "pre-encoded ids"}
 ITEM_KEYS = {"id": "name", "type": "conditioner type", "config": "settings"}
+# Backbone widths checked against the routed conditions: peer key -> cuecraft backbone key.
+BACKBONE_KEYS = {"cond_token_dim": "cross_attention_dim", "global_cond_dim": "global_dim",
+                 "prepend_cond_dim": "prepend_dim", "input_concat_dim": "input_concat_dim"}
 # Peer settings with another name here: type -> {peer key: cuecraft key}.
 RENAMED = {
     "clap_text": {"clap_ckpt_path": "clap_model_name", "finetune": "enable_grad"},
@@ -33,7 +37,7 @@ NOT_USED = {"clap_text": ("audio_model_type", "enable_fusion"), "clap_audio": ("
 def is_stable_audio(data: Any) -> bool:
     return isinstance(data, dict) and (
         isinstance(data.get("model"), dict) and "conditioning" in data["model"]
-        or "configs" in data and "cond_dim" in data)
+        or "configs" in data and "cond_dim" in data and "model" not in data)
 
 
 def read_stable_audio(data: dict[str, Any]) -> Translation:
@@ -42,13 +46,18 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
     notes: list[str] = []
     if "model" in data:
         ignored += [key for key in data if key != "model"]
-        model = data["model"]
+        model = check_keys(data["model"], "model", {}, [])  # any key: the unused ones are reported
+        if not isinstance(data["model"], dict) or "conditioning" not in model:
+            raise ConfigError("model.conditioning: required (the conditioning block); not given")
         ignored += [f"model.{key}" for key in model if key not in ("conditioning", "diffusion")]
         conditioning, base = model["conditioning"], "model.conditioning"
         diffusion = model.get("diffusion")
+        if diffusion is not None and not isinstance(diffusion, dict):
+            problems.append(f"model.diffusion: expected a mapping; got {type(diffusion).__name__}")
+            diffusion = {}
     else:
         conditioning, base, diffusion = data, "", None
-    check_keys(conditioning, base, CONDITIONING_KEYS, problems)
+    conditioning = check_keys(conditioning, base or "(top level)", CONDITIONING_KEYS, problems)
     prefix = f"{base}." if base else ""
 
     roles: dict[str, list[str]] = {}
@@ -63,9 +72,11 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
                 roles.setdefault(condition_id, []).append(role)
         ignored += [f"model.diffusion.{k}" for k in diffusion if k not in ROLE_KEYS and k != "config"]
         backbone_config = diffusion.get("config", {}) if isinstance(diffusion.get("config"), dict) else {}
-        for peer_key, key in (("cond_token_dim", "cross_attention_dim"), ("global_cond_dim", "global_dim")):
-            if isinstance(backbone_config.get(peer_key), int) and backbone_config[peer_key] > 0:
-                backbone[key] = backbone_config[peer_key]
+        for peer_key, value in backbone_config.items():
+            if peer_key in BACKBONE_KEYS and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                backbone[BACKBONE_KEYS[peer_key]] = value
+            else:
+                ignored.append(f"model.diffusion.config.{peer_key}")
     else:
         notes.append("no model.diffusion block: every condition is routed to cross-attention")
 
@@ -78,9 +89,14 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
     for i, item in enumerate(items):
         item_path = f"{prefix}configs[{i}]"
         translation.paths[f"conditioners[{i}]"] = item_path
-        if not isinstance(check_keys(item, item_path, ITEM_KEYS, problems), dict) or not item:
+        if not check_keys(item, item_path, ITEM_KEYS, problems):
             continue
-        kind, settings = item.get("type"), dict(item.get("config") or {})
+        kind, settings = item.get("type"), item.get("config") or {}
+        if not isinstance(kind, str) or not isinstance(settings, dict):
+            problems.append(f"{item_path}: expected a str type and a mapping config; got type {kind!r}, "
+                            f"config {type(settings).__name__}")
+            continue
+        settings = dict(settings)
         for peer_key, key in RENAMED.get(kind, {}).items():
             if peer_key in settings:
                 settings[key] = settings.pop(peer_key)
@@ -90,6 +106,9 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
                 settings.pop(unused)
                 ignored.append(f"{item_path}.config.{unused}")
         condition_id = item.get("id")
+        if not isinstance(condition_id, str):
+            problems.append(f"{item_path}.id: expected a str; got {condition_id!r}")
+            continue
         item_roles = roles.pop(condition_id, []) if diffusion is not None else ["cross"]
         if not item_roles:
             problems.append(f"{item_path}: condition {condition_id!r} is routed to no role by model.diffusion "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from cuecraft._optional import require
 from cuecraft.errors import WeightsError
 from cuecraft.provider import ConditionProvider
 
@@ -49,9 +50,11 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        safetensors = require("safetensors.torch", extra="text", purpose="reading .safetensors checkpoints")
+        try:
+            return safetensors.load_file(str(path))
+        except Exception as error:  # SafetensorError and OSError: a corrupt or unreadable file
+            raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle errors, truncated files, non-tensor objects

@@ -71,9 +71,11 @@ class MusicLDMPipeline:
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.embed_dim = int(text_encoder.config.projection_dim)
         self._check_components()
-        # The CLAP text conditioner pads to the tokenizer's maximum, as MusicLDM was run.
+        # The CLAP text conditioner pads to the tokenizer's maximum, as MusicLDM was run, and
+        # encodes every batch whole (no LRU), so its numbers are exactly diffusers'.
         self.text_conditioner = ClapTextConditioner.from_model(
-            text_encoder, tokenizer, padding="max_length", max_length=tokenizer.model_max_length).eval()
+            text_encoder, tokenizer, padding="max_length", max_length=tokenizer.model_max_length,
+            cache_size=0).eval()
         self.provider = ConditionProvider({"prompt": self.text_conditioner})
         self.fuser = ConditionFuser({"global": ["prompt"]})
         self.fuser.check_shapes({"prompt": (1, self.embed_dim)})
