@@ -32,7 +32,7 @@ from cuecraft.conditioners.base import BaseConditioner, check_int
 from cuecraft.conditioners.pretrained import (
     autocast,
     check_autocast_dtype,
-    exclude_from_state_dict,
+    freeze,
     load_pretrained,
 )
 from cuecraft.conditioners.registry import register_conditioner
@@ -199,9 +199,7 @@ class ClapConditioner(BaseConditioner):
         self.autocast_dtype = autocast_dtype
         self.max_length = min(getattr(self.tokenizer, "model_max_length", 512), 512)
         if not enable_grad:
-            for name in ("text", "audio_model", "audio_projection"):
-                getattr(self, name).requires_grad_(False)
-                exclude_from_state_dict(self, name)
+            freeze(self, "text", "audio_model", "audio_projection")
         self.train(self.training)
 
     @property

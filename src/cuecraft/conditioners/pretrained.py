@@ -115,6 +115,17 @@ def exclude_from_state_dict(module: nn.Module, attribute: str) -> None:
     module.register_load_state_dict_post_hook(forgive_missing)
 
 
+def freeze(module: nn.Module, *attributes: str) -> None:
+    """Freeze pretrained encoders ``module.<attribute>``: no gradient, eval mode, and left out of
+    ``module``'s state dict (see ``exclude_from_state_dict``). The owner's ``train()`` must keep
+    them in eval mode."""
+    for attribute in attributes:
+        encoder = getattr(module, attribute)
+        encoder.requires_grad_(False)
+        encoder.eval()
+        exclude_from_state_dict(module, attribute)
+
+
 class EmbeddingLRU:
     """A bounded least-recently-used map from keys to encoder outputs (tensors)."""
 

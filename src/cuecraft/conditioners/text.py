@@ -34,7 +34,7 @@ from cuecraft.conditioners.pretrained import (
     EmbeddingLRU,
     autocast,
     check_autocast_dtype,
-    exclude_from_state_dict,
+    freeze,
     load_pretrained,
 )
 from cuecraft.conditioners.registry import register_conditioner
@@ -106,8 +106,7 @@ class TransformerTextConditioner(BaseConditioner):
         self.null_length = self.output_length or len(tokenizer("")["input_ids"])
         self._lru = EmbeddingLRU(cache_size) if cache_size else None
         if not enable_grad:
-            self.encoder.requires_grad_(False)
-            exclude_from_state_dict(self, "encoder")
+            freeze(self, "encoder")
         self.encoder.train(enable_grad and self.training)
         self.register_load_state_dict_post_hook(lambda module, _: module.clear_cache())
 
