@@ -90,6 +90,16 @@ def routing_of(config: ConditioningConfig) -> dict[str, list[str]]:
     return routing
 
 
+def checked_fuser(config: ConditioningConfig, shapes: Mapping[str, tuple[int | None, int]]) -> ConditionFuser:
+    """The config's fuser, its routing checked against ``{id: (length or None, width)}`` and the
+    backbone's widths (``check_widths``)."""
+    fuser = ConditionFuser(routing_of(config), config.fuser.cross_attention_pos_emb,
+                           config.fuser.cross_attention_pos_emb_scale)
+    fuser.check_shapes(shapes)
+    check_widths(config, {name: width for name, (_, width) in shapes.items()})
+    return fuser
+
+
 def check_widths(config: ConditioningConfig, widths: Mapping[str, int]) -> None:
     """Dimension bookkeeping: the routed widths must be what the backbone reads.
 
@@ -139,10 +149,7 @@ def build_stack(config: LoadedConfig | ConditioningConfig | Mapping[str, Any] | 
 def _build(config: ConditioningConfig, seed: int | None) -> ConditioningStack:
     conditioners, _ = build_conditioners(config, seed=seed)
     provider = ConditionProvider(conditioners, config.default_keys, config.pre_encoded_keys)
-    fuser = ConditionFuser(routing_of(config), config.fuser.cross_attention_pos_emb,
-                           config.fuser.cross_attention_pos_emb_scale)
-    fuser.check_shapes({n: (c.output_length, c.output_dim) for n, c in conditioners.items()})
-    check_widths(config, {n: c.output_dim for n, c in conditioners.items()})
+    fuser = checked_fuser(config, {n: (c.output_length, c.output_dim) for n, c in conditioners.items()})
     try:
         attribute_dropout = AttributeDropout(config.dropout.attributes) if config.dropout.attributes else None
     except ConfigError as error:

@@ -10,10 +10,9 @@ import torch
 
 from cuecraft.attributes import JointEmbedCondition, WavCondition
 from cuecraft.conditioners.base import BaseConditioner
-from cuecraft.config.build import build_conditioners, check_widths, routing_of
+from cuecraft.config.build import build_conditioners, checked_fuser
 from cuecraft.config.formats import LoadedConfig, load_config
 from cuecraft.errors import ConfigError
-from cuecraft.fuser import ConditionFuser
 
 EXAMPLE_TEXT = "a bright synth melody over warm pads and drums"
 EXAMPLE_BATCH = 2
@@ -64,16 +63,11 @@ def validate_config(source: str | Path | dict[str, Any] | LoadedConfig) -> Valid
     config = loaded.config
     try:
         conditioners, unavailable = build_conditioners(config, seed=0, missing_models="report")
-        widths = {n: c.output_dim for n, c in conditioners.items()}
-        lengths = {n: (c.output_length, c.output_dim) for n, c in conditioners.items()}
+        shapes = {n: (c.output_length, c.output_dim) for n, c in conditioners.items()}
         for spec in config.conditioners:  # not built: assume the configured width, any length
             if spec.id in unavailable:
-                width = spec.config.get("output_dim", config.cond_dim)
-                widths[spec.id], lengths[spec.id] = width, (1, width)
-        fuser = ConditionFuser(routing_of(config), config.fuser.cross_attention_pos_emb,
-                               config.fuser.cross_attention_pos_emb_scale)
-        fuser.check_shapes(lengths)
-        check_widths(config, widths)
+                shapes[spec.id] = (1, spec.config.get("output_dim", config.cond_dim))
+        fuser = checked_fuser(config, shapes)
     except ConfigError as error:
         raise ConfigError([loaded.translation.peer_path(p) for p in error.problems]) from None
     rows = []
