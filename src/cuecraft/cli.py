@@ -105,16 +105,22 @@ def run_cache_fill(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.unreadable else 0
 
 
-def _add_cache_parser(commands: argparse._SubParsersAction) -> None:
-    cache = commands.add_parser("cache", help="fill embedding caches ahead of training",
-                                description="Manage the embedding caches of cache-backed conditioners.")
-    actions = cache.add_subparsers(dest="cache_action", metavar="ACTION")
+def _add_group(commands: argparse._SubParsersAction, name: str, help: str,
+               description: str) -> argparse._SubParsersAction:
+    """A command with sub-actions (``cuecraft NAME ACTION``); alone it prints its help, status 2."""
+    group = commands.add_parser(name, help=help, description=description)
 
     def no_action(args: argparse.Namespace) -> int:
-        cache.print_help()
+        group.print_help()
         return 2
 
-    cache.set_defaults(run=no_action)
+    group.set_defaults(run=no_action)
+    return group.add_subparsers(dest=f"{name}_action", metavar="ACTION")
+
+
+def _add_cache_parser(commands: argparse._SubParsersAction) -> None:
+    actions = _add_group(commands, "cache", "fill embedding caches ahead of training",
+                         "Manage the embedding caches of cache-backed conditioners.")
     fill = actions.add_parser(
         "fill",
         help="compute every missing cache entry for a folder or manifest of audio",
@@ -172,16 +178,9 @@ def run_config_convert(args: argparse.Namespace) -> int:
 
 
 def _add_config_parser(commands: argparse._SubParsersAction) -> None:
-    config = commands.add_parser("config", help="validate and convert conditioning configs",
-                                 description="Validate a conditioning config, or convert one from "
-                                             "stable-audio-tools or AudioCraft into cuecraft's format.")
-    actions = config.add_subparsers(dest="config_action", metavar="ACTION")
-
-    def no_action(args: argparse.Namespace) -> int:
-        config.print_help()
-        return 2
-
-    config.set_defaults(run=no_action)
+    actions = _add_group(commands, "config", "validate and convert conditioning configs",
+                         "Validate a conditioning config, or convert one from stable-audio-tools or "
+                         "AudioCraft into cuecraft's format.")
     validate = actions.add_parser(
         "validate", help="check a config and print one row per condition",
         description="Read FILE (cuecraft's format, a stable-audio-tools model_config.json or its "

@@ -38,12 +38,14 @@ def paths(value, prefix=()):
             yield from paths(item, prefix + (i,))
 
 
-@st.composite
-def mutated_configs(draw):
-    config = copy.deepcopy(BASE)
+def mutate(draw, document):
+    """Up to three random edits (replace, delete or add a value) anywhere in ``document``."""
     for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from([p for p in paths(config) if p]))
-        parent = config
+        places = [p for p in paths(document) if p]
+        if not places:
+            break
+        where = draw(st.sampled_from(places))
+        parent = document
         for part in where[:-1]:
             parent = parent[part]
         action = draw(st.sampled_from(["replace", "delete", "add"]))
@@ -55,7 +57,12 @@ def mutated_configs(draw):
             parent[draw(st.text(max_size=6))] = draw(json_values)
         else:
             parent.append(draw(json_values))
-    return config
+    return document
+
+
+@st.composite
+def mutated_configs(draw):
+    return mutate(draw, copy.deepcopy(BASE))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -92,20 +99,7 @@ PEER_DOCUMENTS = [
 
 @st.composite
 def mutated_peer_documents(draw):
-    document = copy.deepcopy(draw(st.sampled_from(PEER_DOCUMENTS)))
-    for _ in range(draw(st.integers(1, 3))):
-        places = [p for p in paths(document) if p]
-        if not places:
-            break
-        where = draw(st.sampled_from(places))
-        parent = document
-        for part in where[:-1]:
-            parent = parent[part]
-        if draw(st.booleans()):
-            parent[where[-1]] = draw(json_values)
-        else:
-            del parent[where[-1]]
-    return document
+    return mutate(draw, copy.deepcopy(draw(st.sampled_from(PEER_DOCUMENTS))))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
