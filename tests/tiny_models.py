@@ -45,25 +45,33 @@ def tiny_t5(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def tiny_clap(directory: Path, seed: int = 0) -> Path:
-    """A tiny ClapModel (text width 32, projection 16, 8 kHz audio, 1 s windows) and processor,
-    with a byte-level BPE Roberta tokenizer (see ``bpe_roberta_tokenizer``)."""
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+def tiny_clap_parts(projection_dim: int, seed: int = 0) -> tuple:
+    """(ClapModel, tokenizer, feature extractor): text width 32, 8 kHz audio, 1 s windows, a
+    byte-level BPE Roberta tokenizer (see ``bpe_roberta_tokenizer``), random weights from ``seed``."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
 
     tokenizer = bpe_roberta_tokenizer()
-    vocab_size = len(tokenizer)
     torch.manual_seed(seed)
-    config = ClapConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37, max_position_embeddings=80, pad_token_id=1, projection_dim=16),
+    clap = ClapModel(ClapConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=37, max_position_embeddings=80, pad_token_id=1,
+                         projection_dim=projection_dim),
         audio_config=dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=[2, 2], depths=[1, 1],
                           patch_embeds_hidden_size=8, spec_size=64, num_mel_bins=16, window_size=4,
-                          patch_stride=(4, 4), patch_size=4, projection_dim=16),
-        projection_dim=16,
-    )
+                          patch_stride=(4, 4), patch_size=4, projection_dim=projection_dim),
+        projection_dim=projection_dim,
+    )).eval()
     extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=80, fft_window_size=512,
                                      max_length_s=1, truncation="rand_trunc", frequency_min=0, frequency_max=4000)
-    ClapModel(config).save_pretrained(directory)
+    return clap, tokenizer, extractor
+
+
+def tiny_clap(directory: Path, seed: int = 0) -> Path:
+    """A tiny ClapModel (projection 16; see ``tiny_clap_parts``) and its processor in ``directory``."""
+    from transformers import ClapProcessor
+
+    clap, tokenizer, extractor = tiny_clap_parts(16, seed)
+    clap.save_pretrained(directory)
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(directory)
     return directory
 
@@ -93,7 +101,7 @@ def tiny_musicldm_components(seed: int = 0) -> dict:
     16 kHz that upsamples 4x (4 samples per mel frame), initialised wider than transformers' default
     so that its waveforms have an audible amplitude and parity checks compare real numbers."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, SpeechT5HifiGan, SpeechT5HifiGanConfig
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -107,19 +115,7 @@ def tiny_musicldm_components(seed: int = 0) -> dict:
     torch.manual_seed(seed)
     vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=1, out_channels=1, latent_channels=4,
                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    tokenizer = bpe_roberta_tokenizer()
-    vocab_size = len(tokenizer)
-    torch.manual_seed(seed)
-    clap = ClapModel(ClapConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37, max_position_embeddings=80, pad_token_id=1, projection_dim=32),
-        audio_config=dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=[2, 2], depths=[1, 1],
-                          patch_embeds_hidden_size=8, spec_size=64, num_mel_bins=16, window_size=4,
-                          patch_stride=(4, 4), patch_size=4, projection_dim=32),
-        projection_dim=32,
-    )).eval()
-    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=80, fft_window_size=512,
-                                     max_length_s=1, truncation="rand_trunc", frequency_min=0, frequency_max=4000)
+    clap, tokenizer, extractor = tiny_clap_parts(32, seed)
     torch.manual_seed(seed)
     vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
         model_in_dim=8, sampling_rate=16000, upsample_initial_channel=16, upsample_rates=[2, 2],
