@@ -22,6 +22,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".cuecraft-installed"
 TORCH = "torch==2.13.0"
+# The corpus's soundfont renderer, without its pyaudio dependency (live playback only; it does not build).
+SOUNDFONT = "tinysoundfont==0.3.7"
 
 
 def _run(*args: str | Path) -> None:
@@ -38,6 +40,7 @@ def ensure_env() -> None:
         return
     _run(PYTHON, "-m", "pip", "install", "--quiet", TORCH)
     _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    _run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", SOUNDFONT)
     STAMP.touch()
 
 
@@ -52,6 +55,8 @@ def main(argv: list[str]) -> int:
         print(f"usage: python3 dev.py {{{'|'.join(jobs)}}} [extra arguments]", file=sys.stderr)
         return 2
     ensure_env()
+    # librosa compiles with numba on first use (minutes in a fresh environment): keep the result.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(VENV / "numba-cache"))
     for command in jobs[argv[0]]:
         command = command + argv[1:]
         print("+", " ".join(str(a) for a in command), flush=True)

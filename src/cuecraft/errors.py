@@ -65,3 +65,8 @@ class AudioReadError(CuecraftError, OSError):
 
 class CacheWarning(UserWarning):
     """A cache entry was unusable (corrupt, truncated, misplaced) and is being recomputed."""
+
+
+class DatasetError(CuecraftError, ValueError):
+    """A dataset, one of its files or its metadata cannot be used; the message names the file,
+    the field where there is one, and the reason."""
