@@ -4,6 +4,13 @@ beat-synchronous mixup and the labelled corpus.
 Shapes: a waveform is float32 [C, T].
 """
 
+from cuecraft.data.collate import AudioBatch, AudioCollate
+from cuecraft.data.dataset import AudioDataset, open_dataset
 from cuecraft.data.item import SELF_WAV, AudioItem
+from cuecraft.data.mixup import BeatSyncMixup, LatentMix, MixupOptions, MixupPlan, MixPair
+from cuecraft.data.options import DataOptions, DataReport
+from cuecraft.data.shards import ShardDataset
 
-__all__ = ["SELF_WAV", "AudioItem"]
+__all__ = ["SELF_WAV", "AudioBatch", "AudioCollate", "AudioDataset", "AudioItem", "DataOptions", "DataReport",
+           "ShardDataset", "open_dataset"]
+__all__ += ["BeatSyncMixup", "LatentMix", "MixPair", "MixupOptions", "MixupPlan"]
