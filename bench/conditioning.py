@@ -25,7 +25,17 @@ ALGORITHMS, NOT THE PEERS' CODE, written from their published descriptions:
   output projection and a mask multiply; a fuser that prepends with a loop of ``torch.cat``.
 The row ``cuecraft-nocache`` is cuecraft with its word-hash cache bypassed (as the baselines hash).
 
-Prints a table and writes JSON (atomically) to bench/results/conditioning.json or ``--out``.
+Against the REAL stable-audio-tools (0.0.19, ``pip install stable-audio-tools==0.0.19 --no-deps``
+plus einops and einops-exts): its ``MultiConditioner`` built by its own
+``create_multi_conditioner_from_conditioning_config`` and cuecraft's ``stack.condition`` from the
+same number + number + int config (seconds_start, seconds_total: number 0..512; bpm: int 0..512;
+cond_dim 768), on the same metadata dicts, at batch 1 and 256, one thread, under
+``torch.inference_mode()``: the minimum of 60 calls, in three rounds that alternate the two; the
+figure is the best round's minimum. Only the name ``torchaudio`` is needed to import its
+conditioners module; this bench puts a stand-in module under that name in ``sys.modules`` (and
+nowhere else). Without the package the peer table is skipped with the reason printed.
+
+Prints tables and writes JSON (atomically) to bench/results/conditioning.json or ``--out``.
 """
 
 from __future__ import annotations
@@ -36,7 +46,9 @@ import math
 import platform
 import random
 import statistics
+import sys
 import time
+import types
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -47,6 +59,7 @@ import torch
 
 import cuecraft
 from cuecraft import ConditionFuser, ConditionProvider, FusedInputs
+from cuecraft.config import build_stack
 from cuecraft.conditioners import IntConditioner, LUTConditioner, NumberConditioner, lut
 
 # bench/ is on sys.path when this file runs as a script.
@@ -187,14 +200,129 @@ def check_same_work(impls: Sequence[Impl], batch: list[Metadata]) -> None:
     assert len({json.dumps(s, sort_keys=True) for s in shapes.values()}) == 1, shapes
 
 
+# --- the real stable-audio-tools ------------------------------------------------------------
+
+PEER_BATCH_SIZES = (1, 256)
+PEER_CALLS, PEER_ROUNDS = 60, 3
+PEER_SAT_CONFIG = {"cond_dim": 768, "configs": [
+    {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+    {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+    {"id": "bpm", "type": "int", "config": {"min_val": 0, "max_val": 512}}]}
+# The same conditioners in cuecraft's schema (the roles do not take part in stack.condition).
+PEER_CUECRAFT_CONFIG = {"cond_dim": 768, "conditioners": [
+    {"id": c["id"], "type": c["type"], "roles": ["global"], "config": c["config"]} for c in PEER_SAT_CONFIG["configs"]]}
+
+
+def _stand_in(name: str) -> types.ModuleType:
+    """An empty module whose every attribute is another empty module (names only, no code)."""
+    module = types.ModuleType(name)
+    module.__path__ = []  # type: ignore[attr-defined]
+
+    def attribute(attr: str) -> types.ModuleType:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        sub = _stand_in(f"{name}.{attr}")
+        setattr(module, attr, sub)
+        sys.modules[sub.__name__] = sub
+        return sub
+
+    module.__getattr__ = attribute  # type: ignore[method-assign]
+    return module
+
+
+def load_peer() -> tuple[Callable[[dict[str, Any]], Any] | None, str]:
+    """(stable-audio-tools' create_multi_conditioner_from_conditioning_config, its version), or
+    (None, why not)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            installed = version("stable-audio-tools")
+        except PackageNotFoundError:
+            return None, "stable-audio-tools is not installed (pip install stable-audio-tools==0.0.19 --no-deps einops einops-exts)"
+        if "torchaudio" not in sys.modules:
+            try:
+                import torchaudio  # noqa: F401
+            except ImportError:
+                sys.modules["torchaudio"] = _stand_in("torchaudio")
+        from stable_audio_tools.models.conditioners import create_multi_conditioner_from_conditioning_config
+    except ImportError as error:
+        return None, f"stable-audio-tools could not be imported: {error}"
+    return create_multi_conditioner_from_conditioning_config, installed
+
+
+@dataclass
+class PeerRow:
+    batch: int
+    stable_audio_tools_ms: float
+    cuecraft_ms: float
+    ratio: float  # cuecraft / stable-audio-tools
+
+
+def min_seconds(fn: Callable[[], object], n: int) -> float:
+    return min(seconds_per_call(fn, n))
+
+
+def measure_peer(create: Callable[[dict[str, Any]], Any]) -> list[PeerRow]:
+    """stack.condition against the real MultiConditioner, one thread, min of 60, 3 alternating rounds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        peer = create(PEER_SAT_CONFIG)
+        stack = build_stack(PEER_CUECRAFT_CONFIG, seed=0)
+        rows = []
+        with torch.inference_mode():
+            for size in PEER_BATCH_SIZES:
+                rng = random.Random(size)
+                batch = [{"seconds_start": round(rng.uniform(0.0, 120.0), 2),
+                          "seconds_total": round(rng.uniform(5.0, 300.0), 2), "bpm": rng.randint(60, 200)}
+                         for _ in range(size)]
+                theirs = peer(batch, "cpu")
+                ours = stack.condition(batch)
+                assert {k: tuple(v[0].shape) for k, v in theirs.items()} == \
+                    {k: tuple(c.embedding.shape) for k, c in ours.items()}, "not the same work"
+                best = {"sat": math.inf, "cuecraft": math.inf}
+                for _ in range(PEER_ROUNDS):
+                    best["sat"] = min(best["sat"], min_seconds(lambda: peer(batch, "cpu"), PEER_CALLS))  # noqa: B023
+                    best["cuecraft"] = min(best["cuecraft"], min_seconds(lambda: stack.condition(batch), PEER_CALLS))  # noqa: B023
+                rows.append(PeerRow(size, best["sat"] * 1e3, best["cuecraft"] * 1e3, best["cuecraft"] / best["sat"]))
+        return rows
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_peer() -> dict[str, Any]:
+    create, version = load_peer()
+    if create is None:
+        print(f"\nvs stable-audio-tools: skipped: {version}")
+        return {"skipped": version}
+    rows = measure_peer(create)
+    print(f"\nvs the real stable-audio-tools {version} MultiConditioner (number + number + int, cond_dim 768; "
+          f"1 thread; min of {PEER_CALLS} calls, best of {PEER_ROUNDS} alternating rounds)")
+    header = f"{'batch':>6}{'sat_ms':>10}{'cuecraft_ms':>13}{'ratio':>8}"
+    print(header + "\n" + "-" * len(header))
+    for r in rows:
+        print(f"{r.batch:>6}{r.stable_audio_tools_ms:>10.3f}{r.cuecraft_ms:>13.3f}{r.ratio:>8.2f}")
+    met = all(r.ratio <= 1.0 for r in rows)
+    print(f"target (stack.condition at most 1.0x stable-audio-tools at batch 1 and 256): {'MET' if met else 'NOT MET'}")
+    return {"stable_audio_tools": version, "target_met": met, "rows": [asdict(r) for r in rows]}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about 0.03 s per phase)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--peer-only", action="store_true", help="only the table against the real stable-audio-tools")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.peer_only:
+        peer = run_peer()
+        write_json(args.out, {"benchmark": "conditioning", "torch": torch.__version__, "cuecraft": cuecraft.__version__,
+                              "python": platform.python_version(), "vs_stable_audio_tools": peer})
+        print(f"wrote {args.out}")
+        return 0
     torch.manual_seed(0)
     budget_s, min_repeats = (0.03, 5) if args.quick else (0.25, 20)
     impls: list[Impl] = [Cuecraft(), CuecraftNoCache(), StableAudioStyle(), AudioCraftStyle()]
@@ -225,11 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(cuecraft {at_256['cuecraft']:.3f} ms; "
           + ", ".join(f"{b} {at_256[b]:.3f} ms" for b in baselines)
           + f"; about 2 ms asked: {'yes' if at_256['cuecraft'] <= 2.0 else 'no'})")
+    peer = run_peer()
     write_json(args.out, {
         "benchmark": "conditioning", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cuecraft": cuecraft.__version__, "python": platform.python_version(), "quick": args.quick,
         "baselines_note": "sat-style and audiocraft-style re-implement the peers' algorithms; not their code",
-        "target_met": target_met, "rows": [asdict(r) for r in rows]})
+        "target_met": target_met, "rows": [asdict(r) for r in rows], "vs_stable_audio_tools": peer})
     print(f"wrote {args.out}")
     return 0
 

@@ -80,7 +80,7 @@ def test_filled_entries_serve_training_items(dataset, monkeypatch):
     monkeypatch.setattr(conditioner, "compute_features", lambda wavs: pytest.fail("should be cached"))
     path = data / "clip0.wav"
     wav, _ = soundfile.read(path, dtype="float32")
-    tokens = conditioner.tokenize([conditioner_item(wav, path)])
+    tokens = conditioner.tokenize([conditioner_item(wav, path)], train=True)
     assert int(tokens.mask.sum()) == 1 + len(wav) // 128
 
 

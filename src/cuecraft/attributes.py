@@ -110,13 +110,22 @@ AttributeValue = Union[str, int, float, WavCondition, JointEmbedCondition, torch
 
 @dataclass
 class ConditioningAttributes:
-    """Values for one item, by kind, then by condition name. A name absent from a dict is None."""
+    """Values for one item, by kind, then by condition name. A name absent from a dict is None.
+
+    Attributes made by ``to_attributes`` (``ConditionProvider.to_attributes``) remember which
+    ``(kind, name)`` values they checked; a provider does not check those again.
+    Their copies from ``with_nulls`` (dropout, the unconditional branch) keep that mark. Modify
+    a checked item's values only through ``to_attributes`` again.
+    """
 
     text: dict[str, str | None] = field(default_factory=dict)
     wav: dict[str, WavCondition | None] = field(default_factory=dict)
     joint_embed: dict[str, JointEmbedCondition | None] = field(default_factory=dict)
     number: dict[str, int | float | None] = field(default_factory=dict)
     embedding: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    # (kind, name) pairs whose values are checked and canonical; set by to_attributes only.
+    # A plain class attribute, not a field: not an argument, not compared, not shown.
+    _checked = frozenset()  # type: frozenset[tuple[str, str]]
 
     def get(self, kind: AttributeKind, name: str) -> AttributeValue:
         """The value of ``name`` among the attributes of ``kind``, None when absent."""
@@ -129,6 +138,8 @@ class ConditioningAttributes:
         unconditional branch of guidance both come through here.
         """
         copy = ConditioningAttributes(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
+        if self._checked:
+            copy._checked = self._checked  # None is always a valid value: still checked
         for kind in ATTRIBUTE_KINDS:
             values = getattr(copy, kind)
             chosen = list(values) if names is None else names.get(kind, ())
@@ -153,7 +164,7 @@ class Route(NamedTuple):
     keys: tuple[str, ...]
 
 
-_EXPECTED = {
+EXPECTED = {
     "text": "a str or None",
     "number": "an int or float (finite) or None",
     "wav": "a WavCondition or None",
@@ -195,8 +206,33 @@ def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str])
         if isinstance(value, str):
             return JointEmbedCondition(text=value)
     raise ConditioningInputError(
-        f"{_place(where)}: expected {_EXPECTED[kind]} (kind '{kind}'); got {_describe(value)}"
+        f"{_place(where)}: expected {EXPECTED[kind]} (kind '{kind}'); got {_describe(value)}"
     )
+
+
+_FAST_TYPES: dict[str, frozenset[type]] = {
+    "text": frozenset((str, type(None))),
+    "number": frozenset((int, float, type(None))),
+    "wav": frozenset((WavCondition, type(None))),
+    "joint_embed": frozenset((JointEmbedCondition, type(None))),
+}
+
+
+def check_column(kind: AttributeKind, values: Sequence[Any], where: Callable[[int], str]) -> list[AttributeValue]:
+    """``check_value`` over one condition's values for a batch, in canonical form: a new list.
+
+    A column of values already canonical (str, int, finite float, WavCondition, ... or None)
+    is checked by type in bulk; any other column value by value. ``where(i)`` names item i
+    for the error message.
+    """
+    types = set(map(type, values))
+    fast = _FAST_TYPES.get(kind)
+    if fast is not None and types <= fast:
+        if float not in types:
+            return list(values)
+        if all(map(math.isfinite, values if len(types) == 1 else (v for v in values if type(v) is float))):
+            return list(values)
+    return [check_value(kind, value, lambda: where(i)) for i, value in enumerate(values)]  # noqa: B023
 
 
 def _place(where: str | Callable[[], str]) -> str:
@@ -224,24 +260,38 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
-def to_attributes(item: Any, routes: Sequence[Route], index: int) -> ConditioningAttributes:
+def routes_checked(routes: Sequence[Route]) -> frozenset[tuple[str, str]]:
+    """The ``(kind, name)`` pairs that ``to_attributes`` checks for these routes."""
+    return frozenset((route.kind, route.name) for route in routes)
+
+
+def to_attributes(item: Any, routes: Sequence[Route], index: int,
+                  checked: frozenset[tuple[str, str]] | None = None) -> ConditioningAttributes:
     """Turn one batch item into checked ``ConditioningAttributes`` for the given routes.
 
     Only the values the routes consume are checked and kept, so a dataset may carry extra
     metadata. A plain dict must hold a key for every route (None is allowed as a value).
+    An item that ``to_attributes`` already checked for these routes comes back as it is
+    (``checked``: ``routes_checked(routes)``, passed in by callers that convert many items).
     """
+    if checked is None:
+        checked = routes_checked(routes)
+    if item.__class__ is ConditioningAttributes and checked <= item._checked:
+        return item
     result = ConditioningAttributes()
-    if isinstance(item, dict) or isinstance(item, Mapping):
+    result._checked = checked
+    if item.__class__ is dict or isinstance(item, Mapping):
         for route in routes:
-            key = route.keys[0] if route.keys[0] in item else next((k for k in route.keys[1:] if k in item), None)
+            keys = route.keys
+            key = keys[0] if keys[0] in item else next((k for k in keys[1:] if k in item), None)
             if key is None:
-                tried = " or ".join(repr(k) for k in route.keys)
+                tried = " or ".join(repr(k) for k in keys)
                 raise ConditioningInputError(
                     f"item {index}: missing key {tried} for condition '{route.name}' "
-                    f"(expected {_EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
+                    f"(expected {EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
                 )
             getattr(result, route.kind)[route.name] = check_value(
-                route.kind, item[key], lambda: f"item {index}, key '{key}'"
+                route.kind, item[key], lambda: f"item {index}, key '{key}'"  # noqa: B023 (called at once)
             )
         return result
     if isinstance(item, SegmentWithAttributes):
@@ -250,7 +300,7 @@ def to_attributes(item: Any, routes: Sequence[Route], index: int) -> Conditionin
         for route in routes:
             getattr(result, route.kind)[route.name] = check_value(
                 route.kind, item.get(route.kind, route.name),
-                lambda: f"item {index}, {route.kind} attribute '{route.name}'",
+                lambda: f"item {index}, {route.kind} attribute '{route.name}'",  # noqa: B023
             )
         return result
     raise ConditioningInputError(

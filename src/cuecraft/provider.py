@@ -5,16 +5,15 @@ Notation: B batch, T condition length, D width.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from cuecraft.attributes import ConditioningAttributes, Route, to_attributes
+from cuecraft.attributes import EXPECTED, ConditioningAttributes, Route, check_column, routes_checked, to_attributes
 from cuecraft.condition import Condition
-from cuecraft.conditioners.base import BaseConditioner, Tokens
+from cuecraft.conditioners.base import BaseConditioner, Tokens, ValueTokens
 from cuecraft.errors import ConditioningInputError, ConfigError
 
 Batch = Sequence[Any]  # metadata dicts, ConditioningAttributes or SegmentWithAttributes items
@@ -31,9 +30,10 @@ class ConditionProvider(nn.Module):
         pre_encoded_keys: names whose values arrive already embedded: a float tensor [T, D] (or
             [D]) per item, with D the conditioner's ``output_dim``; the conditioner is skipped.
 
-    Use ``tokenize(batch)`` (CPU work, e.g. in a data loader) then ``forward(tokens)`` (on the
-    provider's device), or ``condition(batch)`` for both. None values and dropped-out attributes
-    become null conditions.
+    Use ``tokenize(batch, train=..., generator=...)`` (CPU work, stateless, e.g. in data-loader
+    workers) then ``forward(tokens)`` (on the provider's device), or ``condition(batch)`` for
+    both. None values and dropped-out attributes become null conditions. Items already made by
+    ``to_attributes`` are not checked again.
     """
 
     def __init__(self, conditioners: Mapping[str, BaseConditioner], default_keys: Mapping[str, str] | None = None,
@@ -59,58 +59,104 @@ class ConditionProvider(nn.Module):
         self.conditioners = nn.ModuleDict(dict(conditioners))
         self.default_keys = default_keys
         self.pre_encoded_keys = frozenset(pre_encoded_keys)
-        self._takes_generator = {name for name, c in self.conditioners.items()
-                                 if "generator" in inspect.signature(c.tokenize).parameters}
         self.routes = [
             Route(name, "embedding" if name in self.pre_encoded_keys else c.kind,
                   (name, default_keys[name]) if name in default_keys else (name,))
             for name, c in self.conditioners.items()
         ]
+        self._checked = routes_checked(self.routes)
+        # (route, conditioner or None for pre-encoded) in order, looked up once, not per call.
+        self._plan = [(route, None if route.kind == "embedding" else self.conditioners[route.name])
+                      for route in self.routes]
 
     def to_attributes(self, batch: Batch) -> list[ConditioningAttributes]:
-        """Check and convert every item into ConditioningAttributes holding what the conditioners read."""
+        """Check and convert every item into ConditioningAttributes holding what the conditioners
+        read. Items this provider (or one reading the same conditions) converted already come
+        back as they are."""
         if isinstance(batch, (Mapping, ConditioningAttributes, str)) or not isinstance(batch, Sequence):
             raise ConditioningInputError(
                 f"expected a batch: a list of metadata dicts or ConditioningAttributes; got {type(batch).__name__}"
             )
         if len(batch) == 0:
             raise ConditioningInputError("the batch is empty; give at least one item")
-        return [to_attributes(item, self.routes, i) for i, item in enumerate(batch)]
+        routes, checked = self.routes, self._checked
+        return [to_attributes(item, routes, i, checked) for i, item in enumerate(batch)]
 
-    def tokenize(self, batch: Batch, *, generator: torch.Generator | None = None) -> dict[str, Tokens]:
-        """CPU-side preparation for every conditioner; no device work.
+    def tokenize(self, batch: Batch, *, train: bool = False,
+                 generator: torch.Generator | None = None) -> dict[str, Tokens]:
+        """CPU-side preparation for every conditioner; no device work, no module state read.
 
-        ``generator`` draws the randomness of tokenizers that have some (text word dropout in
-        training); conditioners whose ``tokenize`` takes no ``generator`` are called without it.
+        ``batch``: metadata dicts, ConditioningAttributes or SegmentWithAttributes items; those
+        made by ``to_attributes`` (or dropout of them) are not checked again, and every other
+        value is checked once. ``train`` selects the conditioners' training behaviour (word
+        dropout, CLAP's training source, melody lengths as given); ``generator`` draws their
+        randomness (torch's global one when None). Returns ``{name: Tokens}`` (picklable: it may
+        come from a data-loader worker).
         """
-        attributes = self.to_attributes(batch)
-        tokens = {}
-        for route in self.routes:
-            values = [item.get(route.kind, route.name) for item in attributes]
+        tokens: dict[str, Tokens] = {}
+        for (route, conditioner), values in zip(self._plan, self._columns(batch)):
+            name = route.name
             try:
-                if route.kind == "embedding":
-                    tokens[route.name] = self._stack_embeddings(route.name, values)
-                    continue
-                conditioner = self.conditioners[route.name]
-                if generator is not None and route.name in self._takes_generator:
-                    tokens[route.name] = conditioner.tokenize(values, generator=generator)
+                if conditioner is None:
+                    tokens[name] = self._stack_embeddings(name, values)  # type: ignore[arg-type]
                 else:
-                    tokens[route.name] = conditioner.tokenize(values)
+                    tokens[name] = conditioner.tokenize_checked(values, train=train, generator=generator)
             except ConditioningInputError as error:
-                raise ConditioningInputError(f"condition '{route.name}', {error}") from None
+                raise ConditioningInputError(f"condition '{name}', {error}") from None
         return tokens
+
+    def _columns(self, batch: Batch) -> list[list[Any]]:
+        """Each route's checked values for the batch, in route order.
+
+        A batch of plain dicts is read a condition at a time (each value checked once, in bulk
+        where its type allows); attributes that ``to_attributes`` made are read as they are;
+        anything else goes through ``to_attributes`` first.
+        """
+        attributes = batch
+        if not isinstance(batch, list) or set(map(type, batch)) != {dict}:
+            attributes = self.to_attributes(batch)
+            return [[getattr(item, route.kind).get(route.name) for item in attributes] for route in self.routes]
+        columns = []
+        for route in self.routes:
+            key = route.keys[0]
+            try:
+                raw = [item[key] for item in batch]
+            except KeyError:
+                raw = [self._lookup(item, route, i) for i, item in enumerate(batch)]
+            columns.append(check_column(route.kind, raw, self._where(batch, route)))
+        return columns
+
+    @staticmethod
+    def _lookup(item: Mapping[str, Any], route: Route, index: int) -> Any:
+        for key in route.keys:
+            if key in item:
+                return item[key]
+        tried = " or ".join(repr(k) for k in route.keys)
+        raise ConditioningInputError(
+            f"item {index}: missing key {tried} for condition '{route.name}' "
+            f"(expected {EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
+        )
+
+    @staticmethod
+    def _where(batch: Sequence[Mapping[str, Any]], route: Route) -> Callable[[int], str]:
+        def where(index: int) -> str:
+            key = next(k for k in route.keys if k in batch[index])
+            return f"item {index}, key '{key}'"
+        return where
 
     def forward(self, tokens: Mapping[str, Tokens]) -> dict[str, Condition]:
         """Embed tokens on the provider's device: ``{name: Condition([B, T, D], [B, T])}``."""
-        missing = [name for name in self.conditioners if name not in tokens]
-        if missing:
-            raise ConditioningInputError(f"tokens missing for conditions {missing}; got {sorted(tokens)}")
-        return {
-            name: self._pre_encoded(name, tokens[name]) if name in self.pre_encoded_keys else conditioner(tokens[name])
-            for name, conditioner in self.conditioners.items()
-        }
+        conditions = {}
+        for route, conditioner in self._plan:
+            name = route.name
+            found = tokens.get(name)
+            if found is None:
+                missing = [r.name for r in self.routes if r.name not in tokens]
+                raise ConditioningInputError(f"tokens missing for conditions {missing}; got {sorted(tokens)}")
+            conditions[name] = self._pre_encoded(name, found) if conditioner is None else conditioner(found)  # type: ignore[arg-type]
+        return conditions
 
-    def _stack_embeddings(self, name: str, values: Sequence[torch.Tensor | None]) -> Tokens:
+    def _stack_embeddings(self, name: str, values: Sequence[torch.Tensor | None]) -> ValueTokens:
         """Pre-encoded values [T_i, D] -> Tokens(values [B, T, D] zero-padded, mask [B, T]); an
         all-None batch has the conditioner's ``null_length``."""
         conditioner = self.conditioners[name]
@@ -126,14 +172,15 @@ class ConditionProvider(nn.Module):
             if value is not None:
                 embedding[i, : value.shape[0]] = value
                 mask[i, : value.shape[0]] = True
-        return Tokens(embedding, mask)
+        return ValueTokens(embedding, mask)
 
-    def _pre_encoded(self, name: str, tokens: Tokens) -> Condition:
+    def _pre_encoded(self, name: str, tokens: ValueTokens) -> Condition:
         """Pre-encoded tokens on the conditioner's device, in its dtype."""
         conditioner = self.conditioners[name]
         tokens = tokens.to(conditioner.device)
         return Condition(tokens.values.to(conditioner.dtype), tokens.mask)
 
-    def condition(self, batch: Batch, *, generator: torch.Generator | None = None) -> dict[str, Condition]:
-        """``forward(tokenize(batch))``."""
-        return self(self.tokenize(batch, generator=generator))
+    def condition(self, batch: Batch, *, train: bool = False,
+                  generator: torch.Generator | None = None) -> dict[str, Condition]:
+        """``forward(tokenize(batch, train=train, generator=generator))``."""
+        return self(self.tokenize(batch, train=train, generator=generator))

@@ -13,6 +13,7 @@ import torch
 
 from cuecraft.attributes import ConditioningAttributes
 from cuecraft.condition import Condition
+from cuecraft.conditioners.base import Tokens
 from cuecraft.fuser import ConditionFuser, FusedInputs
 from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
 from cuecraft.provider import ConditionProvider
@@ -56,24 +57,29 @@ class ConditioningStack:
             attributes = self.cfg_dropout(attributes, generator=generator)
         return attributes
 
+    def tokenize(self, batch: Sequence[Any], *, train: bool = False,
+                 generator: torch.Generator | None = None) -> dict[str, Tokens]:
+        """Metadata -> ``{name: Tokens}``, on the CPU, reading no module state.
+
+        Each item is checked and converted once (``provider.to_attributes``); with ``train`` the
+        configured dropouts act on the attributes, then the conditioners tokenize in training
+        behaviour (word dropout included), all drawn from ``generator`` in that order (torch's
+        global generator when None). Safe in data-loader workers: the same batch, ``train`` and
+        generator state give the same tokens in any process.
+        """
+        if not train or (self.attribute_dropout is None and self.cfg_dropout is None):
+            return self.provider.tokenize(batch, train=train, generator=generator)  # checks each value once
+        attributes = self.dropout(self.provider.to_attributes(batch), generator)
+        return self.provider.tokenize(attributes, train=train, generator=generator)
+
     def condition(self, batch: Sequence[Any], *, train: bool = False,
                   generator: torch.Generator | None = None) -> dict[str, Condition]:
-        """Metadata -> ``{name: Condition}``.
+        """Metadata -> ``{name: Condition}``: ``provider(tokenize(batch, train=..., generator=...))``.
 
-        The conditioners run in the mode asked for, whatever mode the provider is in: with
-        ``train=True`` in training mode after the configured dropouts (word dropout included,
-        all drawn from ``generator``); otherwise in eval mode (inference caches on, evaluation
-        behaviour such as melody looping).
+        The provider's module mode is left as it is (``model.train()`` / ``eval()`` remain the
+        caller's): ``train`` alone decides the dropouts and the conditioners' training behaviour.
         """
-        attributes = self.provider.to_attributes(batch)
-        if train:
-            attributes = self.dropout(attributes, generator)
-        was_training = self.provider.training
-        self.provider.train(train)
-        try:
-            return self.provider.condition(attributes, generator=generator)
-        finally:
-            self.provider.train(was_training)
+        return self.provider(self.tokenize(batch, train=train, generator=generator))
 
     def fuse(self, conditions: dict[str, Condition], input: torch.Tensor | None = None) -> FusedInputs:
         return self.fuser(conditions, input)

@@ -36,10 +36,11 @@ def test_a_stereo_chord_at_another_rate_becomes_its_chroma():
 
 
 def test_length_mask_follows_the_downsampling_factor():
-    conditioner = ChromaStemConditioner(**SMALL)  # training mode: lengths as given
+    conditioner = ChromaStemConditioner(**SMALL)
     assert conditioner.downsampling_factor == 128 and conditioner.frame_rate == 62.5
     short, long = melody((60, 64), 0.15, RATE), melody((67, 72), 0.7, RATE)  # 2400 and 11200 samples
-    tokens = conditioner.tokenize([wav(short), None, wav(long, length=9000), wav(long, rate=16000)])
+    tokens = conditioner.tokenize([wav(short), None, wav(long, length=9000), wav(long, rate=16000)],
+                                  train=True)  # training: lengths as given
     assert tokens.mask.sum(dim=1).tolist() == [1 + 2400 // 128, 0, 1 + 9000 // 128, 1 + 5600 // 128]
     assert tokens.features.shape == (4, 1 + 9000 // 128, 12)  # padded to the longest
     assert torch.count_nonzero(tokens.features[~tokens.mask]) == 0
@@ -49,7 +50,7 @@ def test_argmax_gives_one_hot_notes_and_silence_stays_zeros():
     conditioner = ChromaStemConditioner(**SMALL, argmax=True, stems="none")
     tune = melody(SCALE[:4], 0.25, RATE)  # C D E F, 0.25 s each
     silence = np.zeros(4000, np.float32)
-    features, mask = conditioner.tokenize([wav(tune), wav(silence)])
+    features, mask = conditioner.tokenize([wav(tune), wav(silence)], train=True)
     centres = [round((k + 0.5) * 0.25 * conditioner.frame_rate) for k in range(4)]
     assert features[0, centres].argmax(dim=-1).tolist() == [0, 2, 4, 5]
     assert torch.equal(features[0, mask[0]].sum(dim=-1), torch.ones(int(mask[0].sum())))
@@ -61,14 +62,15 @@ def test_evaluation_loops_a_short_melody_and_cuts_a_long_one():
     conditioner = ChromaStemConditioner(**SMALL, stems="none")
     assert conditioner.chroma_len == 63
     short, long = wav(melody((60, 67), 0.2, RATE)), wav(melody(SCALE, 0.25, RATE))  # 26 and 126 frames
-    trained = conditioner.tokenize([short, long])
+    trained = conditioner.tokenize([short, long], train=True)
     assert trained.mask.sum(dim=1).tolist() == [26, 126]
-    evaluated = conditioner.eval().tokenize([short, long])
+    evaluated = conditioner.tokenize([short, long])  # train=False: evaluation lengths
+    assert torch.equal(conditioner.train().tokenize([short, long]).features, evaluated.features)  # mode not read
     assert evaluated.features.shape == (2, 63, 12) and bool(evaluated.mask.all())
     loop = trained.features[0, :26]
     assert torch.equal(evaluated.features[0], torch.cat([loop, loop, loop[:11]]))
     assert torch.equal(evaluated.features[1], trained.features[1, :63])
-    free = ChromaStemConditioner(**SMALL, stems="none", match_len_on_eval=False).eval()
+    free = ChromaStemConditioner(**SMALL, stems="none", match_len_on_eval=False)
     assert free.tokenize([short, long]).mask.sum(dim=1).tolist() == [26, 126]
 
 
@@ -79,12 +81,12 @@ def test_null_melody_is_one_thing_in_training_and_inference():
     attributes = provider.to_attributes([item])
     generator = torch.Generator().manual_seed(0)
     nulls = {
-        "cfg dropout": provider.condition(ClassifierFreeGuidanceDropout(1.0)(attributes, generator)),
-        "attribute dropout": provider.condition(AttributeDropout({"wav": {"melody": 1.0}})(attributes, generator)),
-        "None in a training batch": provider.condition([item, {"melody": None}]),
-        "empty waveform": provider.condition([{"melody": wav(np.zeros(0))}]),
+        "cfg dropout": provider.condition(ClassifierFreeGuidanceDropout(1.0)(attributes, generator), train=True),
+        "attribute dropout": provider.condition(AttributeDropout({"wav": {"melody": 1.0}})(attributes, generator),
+                                                train=True),
+        "None in a training batch": provider.condition([item, {"melody": None}], train=True),
+        "empty waveform": provider.condition([{"melody": wav(np.zeros(0))}], train=True),
     }
-    provider.eval()
     nulls["unconditional branch"] = provider.condition(guidance_batch(attributes))
     nulls["None at inference"] = provider.condition([{"melody": None}])
     rows = {name: (c["melody"].embedding[-1], c["melody"].mask[-1]) for name, c in nulls.items()}
@@ -115,7 +117,6 @@ def test_built_from_a_config_and_fed_metadata():
     stack = build_stack({"cond_dim": 16, "conditioners": [
         {"id": "melody", "type": "chroma_stem", "roles": ["prepend"], "config": {"sample_rate": RATE, "radix2_exp": 9,
                                                                                 "duration": 0.5}}]}, seed=0)
-    stack.provider.eval()
     conditions = stack.condition([{"melody": wav(melody((64,), 0.3, RATE))}, {"melody": None}])
     embedding, mask = conditions["melody"]
     assert embedding.shape == (2, 32, 16) and mask.sum(dim=1).tolist() == [32, 0]
@@ -155,7 +156,7 @@ def test_the_cache_takes_an_items_frames_from_its_file(tmp_path, monkeypatch):
     calls = counting(conditioner, monkeypatch)
     segment = torch.from_numpy(song[4000:8000])  # 0.5 s from 0.5 s
     tokens = conditioner.tokenize([WavCondition(segment, RATE, path=str(path), seek_time=0.5),
-                                   WavCondition(segment[:2000], RATE, path=str(path), seek_time=1.0)])
+                                   WavCondition(segment[:2000], RATE, path=str(path), seek_time=1.0)], train=True)
     assert calls == [1]  # one file, computed once, for both items
     whole = conditioner.file_features(path)
     start = round(0.5 * 62.5)

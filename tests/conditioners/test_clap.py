@@ -62,10 +62,10 @@ def tone(seconds, rate, frequency=440.0):
 
 def test_joint_audio_is_windowed_and_averaged(tiny_models, reference):
     model, processor = reference
-    conditioner = ClapConditioner(clap_model_name=tiny_models["clap"]).train()  # training: audio
+    conditioner = ClapConditioner(clap_model_name=tiny_models["clap"])
     wav = torch.stack([tone(2.5, 8000), tone(2.5, 8000, 660.0)])  # stereo, 2.5 windows
     item = JointEmbedCondition(wav=wav, sample_rate=8000, text="deep house")
-    tokens = conditioner.tokenize([item])
+    tokens = conditioner.tokenize([item], train=True)  # training: audio
     assert tokens.window_owner.tolist() == [0, 0, 0] and tokens.text_rows.numel() == 0
     with torch.no_grad():
         embedding = conditioner(tokens).embedding
@@ -90,8 +90,9 @@ def test_joint_text_at_inference_audio_in_training_with_fallback(tiny_models, re
     audio_only = JointEmbedCondition(wav=tone(1.0, 8000), sample_rate=8000)
     text_only = JointEmbedCondition(text="deep house")
     with torch.no_grad():
-        evaluation = conditioner.eval().condition([both, audio_only, text_only]).embedding[:, 0]
-        training = conditioner.train().condition([both, audio_only, text_only]).embedding[:, 0]
+        # The train flag chooses the source, whatever the module's mode.
+        evaluation = conditioner.train().condition([both, audio_only, text_only]).embedding[:, 0]
+        training = conditioner.eval().condition([both, audio_only, text_only], train=True).embedding[:, 0]
         text = features(model.get_text_features(**processor.tokenizer(["deep house"], return_tensors="pt")))[0]
     torch.testing.assert_close(evaluation[0], text, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(evaluation[2], text, rtol=1e-5, atol=1e-6)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cuecraft.condition import Condition
-from cuecraft.conditioners import BaseConditioner, Tokens, build_conditioner, register_conditioner
+from cuecraft.conditioners import BaseConditioner, ValueTokens, build_conditioner, register_conditioner
 from cuecraft.conditioners import registry
 from cuecraft.errors import ConfigError
 
@@ -21,9 +21,8 @@ class Tempo(BaseConditioner):
         super().__init__(1, output_dim)
         self.scale = scale
 
-    def tokenize(self, values):
-        values = self.check_values(values)
-        return Tokens(torch.tensor([[0.0 if v is None else v / 60 * self.scale] for v in values]),
+    def tokenize_checked(self, values, *, train=False, generator=None):
+        return ValueTokens(torch.tensor([[0.0 if v is None else v / 60 * self.scale] for v in values]),
                       torch.tensor([[v is not None] for v in values]))
 
     def encode(self, tokens):

@@ -107,14 +107,16 @@ def test_autocast_dtype_really_changes_the_compute_dtype(t5, dtype_name, dtype):
 
 
 def test_word_dropout_and_normalisation(t5):
-    conditioner = t5(word_dropout=0.5, normalize_text=True).train()
+    conditioner = t5(word_dropout=0.5, normalize_text=True)  # in eval mode: the flag decides, not the mode
     words = "fast slow techno piano ballad with synths solo quick deep house drums".split()
-    kept = conditioner.prepare_text(" ".join(words), torch.Generator().manual_seed(0)).split()
+    kept = conditioner.prepare_text(" ".join(words), train=True, generator=torch.Generator().manual_seed(0)).split()
     assert 0 < len(kept) < len(words) and all(w in words for w in kept)
-    again = conditioner.prepare_text(" ".join(words), torch.Generator().manual_seed(0)).split()
+    again = conditioner.prepare_text(" ".join(words), train=True, generator=torch.Generator().manual_seed(0)).split()
     assert again == kept  # seeded by the caller's generator
-    conditioner.eval()
-    assert conditioner.prepare_text("Fast, TECHNO!  with  synths.") == "fast techno with synths"
+    tokens = conditioner.tokenize([" ".join(words)], train=True, generator=torch.Generator().manual_seed(0))
+    assert tokens.train and int(tokens.attention_mask.sum()) == len(conditioner.tokenizer(" ".join(kept))["input_ids"])
+    conditioner.train()
+    assert conditioner.prepare_text("Fast, TECHNO!  with  synths.") == "fast techno with synths"  # train=False
     assert normalize_text("Rock 'n' Roll!") == "rock 'n' roll"
 
 
@@ -161,10 +163,13 @@ def test_lru_is_off_in_training_and_cleared_by_loading(t5):
     assert len(conditioner._lru) == 1
     conditioner.load_state_dict(conditioner.state_dict())
     assert len(conditioner._lru) == 0
-    conditioner.train()
     with torch.no_grad():
-        conditioner.condition(["fast techno"])
+        conditioner.condition(["fast techno"], train=True)  # training tokens bypass the LRU
     assert len(conditioner._lru) == 0
+    tuned = t5(enable_grad=True).train()
+    with torch.no_grad():
+        tuned.condition(["fast techno"])  # an encoder being fine-tuned: never cached
+    assert len(tuned._lru) == 0
 
 
 def test_missing_models_fail_fast_with_a_way_out(tmp_path, monkeypatch):

@@ -115,3 +115,23 @@ def test_attribute_dropout_names_must_be_conditions_of_that_kind():
         "dropout.attributes.text.promt: no text condition is named 'promt'; conditions: ['prompt', 'seconds']",
         "dropout.attributes.text.seconds: no text condition is named 'seconds'; 'seconds' is a number condition",
     ]
+
+
+def test_validate_and_build_share_one_build_path(tmp_path):
+    from cuecraft.config.report import validate_config
+
+    misspelled = base_config(dropout={"attributes": {"text": {"promt": 0.5}}})
+    expected = ["dropout.attributes.text.promt: no text condition is named 'promt'; conditions: ['prompt', 'seconds']"]
+    for build in (build_stack, validate_config):
+        with pytest.raises(ConfigError) as error:
+            build(misspelled)
+        assert error.value.problems == expected, build.__name__
+    # Both report every problem at once: a bad setting and a bad dropout name together.
+    both = base_config(dropout={"attributes": {"number": {"second": 0.5}}})
+    both["conditioners"][1]["config"]["max_val"] = -1
+    for build in (build_stack, validate_config):
+        with pytest.raises(ConfigError) as error:
+            build(both)
+        assert len(error.value.problems) == 2 and "max_val" in error.value.problems[0], build.__name__
+    report = validate_config(base_config(dropout={"attributes": {"text": {"prompt": 0.5}}}))
+    assert [row.id for row in report.rows] == ["prompt", "seconds"]

@@ -10,7 +10,7 @@
 - ``pretrained``: offline model resolution, frozen encoders, autocast, the embedding LRU.
 """
 
-from cuecraft.conditioners.base import BaseConditioner, Tokens
+from cuecraft.conditioners.base import BaseConditioner, Tokens, ValueTokens
 from cuecraft.conditioners.chroma import ChromaStemConditioner, WaveformConditioner, WaveformTokens
 from cuecraft.conditioners.clap import ClapAudioConditioner, ClapConditioner, ClapTextConditioner
 from cuecraft.conditioners.lut import ListConditioner, LUTConditioner
@@ -36,6 +36,7 @@ __all__ = [
     "LUTConditioner",
     "NumberConditioner",
     "Tokens",
+    "ValueTokens",
     "WaveformConditioner",
     "WaveformTokens",
     "build_conditioner",

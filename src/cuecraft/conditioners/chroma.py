@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from cuecraft.attributes import WavCondition
+from cuecraft.attributes import AttributeValue, WavCondition
 from cuecraft.audio.chroma import ChromaExtractor
 from cuecraft.audio.io import load_audio
 from cuecraft.audio.resample import prepare_waveform
@@ -48,7 +48,7 @@ class WaveformTokens(NamedTuple):
     features: torch.Tensor
     mask: torch.Tensor
 
-    def to(self, device: torch.device) -> WaveformTokens:
+    def to(self, device: torch.device | str) -> WaveformTokens:
         return WaveformTokens(self.features.to(device, non_blocking=True), self.mask.to(device, non_blocking=True))
 
 
@@ -116,14 +116,14 @@ class WaveformConditioner(BaseConditioner):
             features[i] = item
         return features
 
-    def fit_length(self, features: torch.Tensor) -> torch.Tensor:
+    def fit_length(self, features: torch.Tensor, *, train: bool = False) -> torch.Tensor:
         """A hook on each item's features [T_i, N] before padding; the identity here."""
         return features
 
-    def tokenize(self, values: Sequence[Any]) -> WaveformTokens:
-        items = self.check_values(values)
-        features = [None if f is None else self.fit_length(f) for f in self.item_features(items)]
-        return self.pack(features)
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> WaveformTokens:
+        features = self.item_features(values)  # type: ignore[arg-type]
+        return self.pack([None if f is None else self.fit_length(f, train=train) for f in features])
 
     def pack(self, features: Sequence[torch.Tensor | None]) -> WaveformTokens:
         """Per-item features [T_i, N] (None: null) -> WaveformTokens [B, T, N], T = max(T_i, null_length)."""
@@ -157,10 +157,10 @@ class ChromaStemConditioner(WaveformConditioner):
         n_chroma: chroma bins per octave (12).
         radix2_exp: chroma window n_fft = 2**radix2_exp samples, hop n_fft / 4 (the
             downsampling factor); 14 at 32 kHz gives 7.8125 frames per second.
-        duration: the training segment length, in seconds; at evaluation (``module.eval()``) with
-            ``match_len_on_eval``, a shorter melody is looped and a longer one cut to its
-            ``chroma_len = 1 + duration * sample_rate // hop`` frames.
-        match_len_on_eval: loop / cut melodies to ``duration`` at evaluation (not in training).
+        duration: the training segment length, in seconds; outside training (``tokenize``
+            with ``train=False``) with ``match_len_on_eval``, a shorter melody is looped and a
+            longer one cut to its ``chroma_len = 1 + duration * sample_rate // hop`` frames.
+        match_len_on_eval: loop / cut melodies to ``duration`` when not ``train``.
         stems: ``hpss`` (default, no weights), ``demucs`` (needs the demucs package and
             ``stems_model``) or ``none``; see cuecraft.audio.stems.
         stems_model: a local Demucs model file, for ``stems="demucs"`` only.
@@ -292,9 +292,10 @@ class ChromaStemConditioner(WaveformConditioner):
         count = self.num_frames(round(value.length * self.sample_rate / value.sample_rate))  # type: ignore[operator]
         return whole[start: start + count]
 
-    def fit_length(self, features: torch.Tensor) -> torch.Tensor:
-        """At evaluation with match_len_on_eval: loop a shorter melody, cut a longer one, to chroma_len."""
-        if self.training or not self.match_len_on_eval or features.shape[0] == 0:
+    def fit_length(self, features: torch.Tensor, *, train: bool = False) -> torch.Tensor:
+        """Not in training (``train``), with match_len_on_eval: loop a shorter melody, cut a longer
+        one, to chroma_len."""
+        if train or not self.match_len_on_eval or features.shape[0] == 0:
             return features
         repeats = math.ceil(self.chroma_len / features.shape[0])
         return features.repeat(repeats, 1)[: self.chroma_len]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cuecraft._optional import require
-from cuecraft.attributes import JointEmbedCondition, WavCondition
+from cuecraft.attributes import AttributeValue, JointEmbedCondition, WavCondition
 from cuecraft.audio.resample import prepare_waveform
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, check_int
@@ -151,7 +151,7 @@ class JointTokens(NamedTuple):
     window_owner: torch.Tensor
     mask: torch.Tensor
 
-    def to(self, device: torch.device) -> JointTokens:
+    def to(self, device: torch.device | str) -> JointTokens:
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
         return JointTokens(move(self.text_ids), move(self.text_attention), move(self.text_rows),
                            {k: move(v) for k, v in self.audio_features.items()}, move(self.window_owner),
@@ -168,8 +168,8 @@ class ClapConditioner(BaseConditioner):
     Args:
         output_dim: condition width; default: CLAP's projection width.
         clap_model_name: hub name (in the Hugging Face cache) or local ClapModel directory.
-        train_source, eval_source: which of an item's audio or text to embed in training and at
-            inference (the other is used when that one is missing).
+        train_source, eval_source: which of an item's audio or text to embed when tokenized with
+            ``train=True`` and otherwise (the other is used when that one is missing).
         enable_grad, autocast_dtype, project_out, allow_download: as ClapTextConditioner.
     """
 
@@ -226,11 +226,12 @@ class ClapConditioner(BaseConditioner):
             return []
         return [wav[start: start + self.window_samples] for start in range(0, wav.size, self.window_samples)]
 
-    def tokenize(self, values: Sequence[Any]) -> JointTokens:
-        return self._tokenize_joint(self.check_values(values))  # type: ignore[arg-type]
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> JointTokens:
+        return self._tokenize_joint(values, train)  # type: ignore[arg-type]
 
-    def _tokenize_joint(self, values: Sequence[JointEmbedCondition | None]) -> JointTokens:
-        preferred = self.train_source if self.training else self.eval_source
+    def _tokenize_joint(self, values: Sequence[JointEmbedCondition | None], train: bool) -> JointTokens:
+        preferred = self.train_source if train else self.eval_source
         texts: list[str] = []
         text_rows: list[int] = []
         windows: list[np.ndarray] = []
@@ -305,8 +306,9 @@ class ClapAudioConditioner(ClapConditioner):
                          enable_grad=enable_grad, project_out=project_out, autocast_dtype=autocast_dtype,
                          allow_download=allow_download)
 
-    def tokenize(self, values: Sequence[Any]) -> JointTokens:
-        waves: list[WavCondition | None] = self.check_values(values)  # type: ignore[assignment]
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> JointTokens:
+        waves: Sequence[WavCondition | None] = values  # type: ignore[assignment]
         joint = [None if w is None else JointEmbedCondition(wav=w.wav, sample_rate=w.sample_rate, length=w.length)
                  for w in waves]
-        return self._tokenize_joint(joint)
+        return self._tokenize_joint(joint, train)

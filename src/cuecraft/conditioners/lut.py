@@ -9,13 +9,13 @@ import hashlib
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 import torch
 from torch import nn
 
 from cuecraft.condition import Condition
-from cuecraft.conditioners.base import BaseConditioner, Tokens, check_int, index_tokens
+from cuecraft.attributes import AttributeValue
+from cuecraft.conditioners.base import BaseConditioner, ValueTokens, check_int, index_tokens
 from cuecraft.conditioners.registry import register_conditioner
 from cuecraft.errors import ConditioningInputError, ConfigError
 
@@ -38,13 +38,13 @@ def split_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def pad_ids(rows: Sequence[Sequence[int]], min_length: int) -> Tokens:
+def pad_ids(rows: Sequence[Sequence[int]], min_length: int) -> ValueTokens:
     """Right-pad id lists with 0 into [B, T] (T = longest row, at least ``min_length``) + mask."""
     lengths = [len(row) for row in rows]
     length = max(min_length, max(lengths))
     ids = torch.tensor([[*row, *([0] * (length - len(row)))] for row in rows], dtype=torch.long)
     mask = torch.arange(length).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, T]
-    return Tokens(ids, mask)
+    return ValueTokens(ids, mask)
 
 
 @register_conditioner("lut")
@@ -84,18 +84,19 @@ class LUTConditioner(BaseConditioner):
         self.tokenizer = tokenizer
         self.embed = nn.Embedding(n_bins, dim)
 
-    def tokenize(self, values: Sequence[Any]) -> Tokens:
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> ValueTokens:
         rows: list[list[int]] = []
-        for text in self.check_values(values):
+        for text in values:
             if not text:  # None or ""
                 rows.append([])
             elif self.tokenizer == "whitespace":
-                rows.append([hash_token(word, self.n_bins) for word in split_words(text)])
+                rows.append([hash_token(word, self.n_bins) for word in split_words(text)])  # type: ignore[arg-type]
             else:
-                rows.append([hash_token(text, self.n_bins)])
+                rows.append([hash_token(text, self.n_bins)])  # type: ignore[arg-type]
         return pad_ids(rows, self.null_length)
 
-    def encode(self, tokens: Tokens) -> Condition:
+    def encode(self, tokens: ValueTokens) -> Condition:
         return Condition(self.embed(tokens.values), tokens.mask)
 
     def extra_repr(self) -> str:
@@ -147,9 +148,10 @@ class ListConditioner(BaseConditioner):
         self._row = {label: i + 1 for i, label in enumerate(self.options)}
         self.embedder = nn.Embedding(len(self.options) + 1, output_dim)
 
-    def tokenize(self, values: Sequence[Any]) -> Tokens:
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> ValueTokens:
         rows = []
-        for i, label in enumerate(self.check_values(values)):
+        for i, label in enumerate(values):
             row = None if label is None else self._row.get(label)
             if row is None and label is not None and self.unknown == "error":
                 raise ConditioningInputError(
@@ -158,7 +160,7 @@ class ListConditioner(BaseConditioner):
             rows.append(row)
         return index_tokens(rows)
 
-    def encode(self, tokens: Tokens) -> Condition:
+    def encode(self, tokens: ValueTokens) -> Condition:
         return Condition(self.embedder(tokens.values), tokens.mask)
 
     def extra_repr(self) -> str:

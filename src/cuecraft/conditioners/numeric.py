@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
 import torch
 from torch import nn
 
 from cuecraft.condition import Condition
-from cuecraft.conditioners.base import BaseConditioner, Tokens, check_int, check_real, index_tokens
+from cuecraft.attributes import AttributeValue
+from cuecraft.conditioners.base import BaseConditioner, ValueTokens, check_int, check_real, index_tokens
 from cuecraft.conditioners.registry import register_conditioner
 from cuecraft.errors import ConditioningInputError, ConfigError
 
@@ -46,18 +45,27 @@ class IntConditioner(BaseConditioner):
         self.max_val = max_val
         self.int_embedder = nn.Embedding(max_val - min_val + 1, output_dim)
 
-    def tokenize(self, values: Sequence[Any]) -> Tokens:
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> ValueTokens:
+        low, high = self.min_val, self.max_val
+        if set(map(type, values)) == {int}:  # the common case, in bulk (a huge int takes the loop)
+            try:
+                ids = torch.tensor(values, dtype=torch.long).clamp_(low, high).sub_(low).unsqueeze(1)
+            except (OverflowError, RuntimeError, ValueError):
+                pass
+            else:
+                return ValueTokens(ids, torch.ones(len(values), 1, dtype=torch.bool))
         rows = []
-        for i, value in enumerate(self.check_values(values)):
+        for i, value in enumerate(values):
             if value is None:
                 rows.append(None)
                 continue
-            if isinstance(value, float) and not value.is_integer():
+            if value.__class__ is float and not value.is_integer():  # type: ignore[union-attr]
                 raise ConditioningInputError(f"item {i}: expected a whole number; got {value!r}")
-            rows.append(min(max(int(value), self.min_val), self.max_val) - self.min_val)
+            rows.append(min(max(int(value), low), high) - low)  # type: ignore[arg-type]
         return index_tokens(rows)
 
-    def encode(self, tokens: Tokens) -> Condition:
+    def encode(self, tokens: ValueTokens) -> Condition:
         return Condition(self.int_embedder(tokens.values), tokens.mask)
 
     def extra_repr(self) -> str:
@@ -124,16 +132,24 @@ class NumberConditioner(BaseConditioner):
         self.max_val = float(max_val)
         self.embedder = NumberEmbedder(features=output_dim)
 
-    def tokenize(self, values: Sequence[Any]) -> Tokens:
-        checked = self.check_values(values)
-        # Clamped in Python first, so a huge int never overflows the float conversion.
-        raw = torch.tensor([0.0 if v is None else float(min(max(v, self.min_val), self.max_val)) for v in checked],
-                           dtype=torch.float32).unsqueeze(1)
-        mask = torch.tensor([v is not None for v in checked], dtype=torch.bool).unsqueeze(1)  # [B, 1]
-        normalised = (raw.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
-        return Tokens(normalised * mask, mask)
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> ValueTokens:
+        low, high = self.min_val, self.max_val
+        # Clamped and scaled in float32 as stable-audio-tools does: [B, 1] in [0, 1]. A value too
+        # large for float32 becomes inf and clamps to max_val; None takes min_val, so scales to 0.
+        if None not in values:
+            try:
+                raw = torch.tensor(values, dtype=torch.float32)
+            except (OverflowError, RuntimeError, ValueError):  # an int beyond int64: clamp in Python first
+                raw = torch.tensor([float(min(max(v, low), high)) for v in values], dtype=torch.float32)  # type: ignore[type-var]
+            normalised = raw.clamp_(low, high).sub_(low).div_(high - low)
+            return ValueTokens(normalised.unsqueeze(1), torch.ones(len(values), 1, dtype=torch.bool))
+        clamped = [low if v is None else float(min(max(v, low), high)) for v in values]  # type: ignore[type-var]
+        mask = torch.tensor([v is not None for v in values], dtype=torch.bool).unsqueeze(1)
+        normalised = (torch.tensor(clamped, dtype=torch.float32) - low) / (high - low)
+        return ValueTokens(normalised.unsqueeze(1), mask)
 
-    def encode(self, tokens: Tokens) -> Condition:
+    def encode(self, tokens: ValueTokens) -> Condition:
         dtype = self.embedder.embedding[1].weight.dtype
         values = tokens.values.to(dtype)  # [B, 1]
         embedding = self.embedder(values.reshape(-1)).reshape(*values.shape, -1)  # [B, 1, D]

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cuecraft._optional import require
+from cuecraft.attributes import AttributeValue
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, check_int
 from cuecraft.conditioners.pretrained import (
@@ -46,14 +47,17 @@ _PUNCTUATION = re.compile(r"[^\w\s']")
 
 class TextTokens(NamedTuple):
     """ids and attention_mask [B, T] (what the encoder reads) and the condition mask [B, T_out]
-    (T_out = T for token features, 1 for a pooled embedding)."""
+    (T_out = T for token features, 1 for a pooled embedding). ``train``: tokenized for training
+    (``forward`` then bypasses the inference LRU)."""
 
     ids: torch.Tensor
     attention_mask: torch.Tensor
     mask: torch.Tensor
+    train: bool = False
 
-    def to(self, device: torch.device) -> TextTokens:
-        return TextTokens(*(t.to(device, non_blocking=True) for t in self))
+    def to(self, device: torch.device | str) -> TextTokens:
+        return TextTokens(self.ids.to(device, non_blocking=True), self.attention_mask.to(device, non_blocking=True),
+                          self.mask.to(device, non_blocking=True), self.train)
 
 
 def normalize_text(text: str) -> str:
@@ -112,19 +116,21 @@ class TransformerTextConditioner(BaseConditioner):
 
     # -- CPU side ------------------------------------------------------------------------------
 
-    def prepare_text(self, text: str, generator: torch.Generator | None = None) -> str:
-        """Normalisation, then word dropout (training only; drawn from ``generator``, else from
-        torch's global random state)."""
+    def prepare_text(self, text: str, *, train: bool = False, generator: torch.Generator | None = None) -> str:
+        """Normalisation, then word dropout (with ``train`` only; drawn from ``generator``, else
+        from torch's global random state)."""
         if self.normalize_text:
             text = normalize_text(text)
-        if self.training and self.word_dropout > 0:
+        if train and self.word_dropout > 0:
             words = text.split()
             keep = torch.rand(len(words), generator=generator) >= self.word_dropout
             text = " ".join(w for w, k in zip(words, keep.tolist()) if k)
         return text
 
-    def tokenize(self, values: Sequence[Any], generator: torch.Generator | None = None) -> TextTokens:
-        texts = [self.prepare_text(t, generator) if t else "" for t in self.check_values(values)]
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> TextTokens:
+        texts = [self.prepare_text(t, train=train, generator=generator) if t else ""  # type: ignore[arg-type]
+                 for t in values]
         present = torch.tensor([bool(t.strip()) for t in texts])
         encoded = self.tokenizer(texts, padding=self.padding, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
@@ -136,7 +142,7 @@ class TransformerTextConditioner(BaseConditioner):
                           "truncated", stacklevel=2)
         attention = encoded["attention_mask"]
         mask = present[:, None] if self.pooled else attention.bool() & present[:, None]
-        return TextTokens(encoded["input_ids"], attention, mask)
+        return TextTokens(encoded["input_ids"], attention, mask, train)
 
     # -- device side ---------------------------------------------------------------------------
 
@@ -152,7 +158,10 @@ class TransformerTextConditioner(BaseConditioner):
         return hidden.to(dtype)
 
     def encode(self, tokens: TextTokens) -> Condition:
-        use_cache = self._lru is not None and not self.training and not torch.is_grad_enabled()
+        # The LRU serves inference: not for training tokens, not with gradients, and not for an
+        # encoder being fine-tuned (its weights change; train() clears the LRU).
+        use_cache = (self._lru is not None and not tokens.train and not torch.is_grad_enabled()
+                     and not (self.enable_grad and self.training))
         encode = self._encode_cached if use_cache else self._encode
         return Condition(encode(tokens.ids, tokens.attention_mask), tokens.mask)
 

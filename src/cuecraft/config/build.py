@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,82 @@ def check_widths(config: ConditioningConfig, widths: Mapping[str, int]) -> None:
         raise ConfigError(problems)
 
 
+@dataclass
+class BuiltParts:
+    """What one build of a config makes: every check done, nothing left to validate.
+
+    ``unavailable``: conditioners left out because their pretrained model is not on this machine
+    (only with ``missing_models="report"``); with it non-empty there is no ``provider``.
+    """
+
+    conditioners: dict[str, BaseConditioner]
+    unavailable: dict[str, PretrainedModelNotFoundError]
+    provider: ConditionProvider | None
+    fuser: ConditionFuser
+    cfg_dropout: ClassifierFreeGuidanceDropout | None
+    attribute_dropout: AttributeDropout | None
+
+
+def condition_kinds(config: ConditioningConfig) -> dict[str, str]:
+    """``{id: attribute kind}`` as the provider routes them (``embedding`` for pre-encoded keys),
+    from the registered classes, so it needs no conditioner built."""
+    kinds = {}
+    for spec in config.conditioners:
+        try:
+            kinds[spec.id] = "embedding" if spec.id in config.pre_encoded_keys else conditioner_class(spec.type).kind
+        except ConfigError:
+            continue  # an unknown type is reported where the conditioners are built
+    return kinds
+
+
+def check_dropout(config: ConditioningConfig) -> tuple[ClassifierFreeGuidanceDropout | None, AttributeDropout | None]:
+    """The config's dropouts, every attribute-dropout name checked against the conditions' kinds."""
+    try:
+        attribute_dropout = AttributeDropout(config.dropout.attributes) if config.dropout.attributes else None
+    except ConfigError as error:
+        raise ConfigError([f"dropout.attributes.{p}" for p in error.problems]) from None
+    kinds = condition_kinds(config)
+    problems = [f"dropout.attributes.{kind}.{name}: no {kind} condition is named {name!r}; "
+                + (f"{name!r} is a {kinds[name]} condition" if name in kinds else f"conditions: {sorted(kinds)}")
+                for kind, name, _ in (attribute_dropout.entries if attribute_dropout else ())
+                if kinds.get(name) != kind]
+    if problems:
+        raise ConfigError(problems)
+    cfg_dropout = ClassifierFreeGuidanceDropout(config.dropout.cfg) if config.dropout.cfg else None
+    return cfg_dropout, attribute_dropout
+
+
+def build_parts(config: ConditioningConfig, *, seed: int | None = None, missing_models: str = "raise") -> BuiltParts:
+    """The one build path of ``build_stack`` and ``cuecraft config validate``.
+
+    Conditioners, fuser routing and widths, dropouts: every problem is a ConfigError line with
+    its path (all of them, as far as the earlier ones let the later checks run).
+    ``missing_models="report"``: see ``build_conditioners``; the fuser then assumes an
+    unavailable conditioner's configured width and any length.
+    """
+    problems: list[str] = []
+    conditioners: dict[str, BaseConditioner] = {}
+    unavailable: dict[str, PretrainedModelNotFoundError] = {}
+    try:
+        conditioners, unavailable = build_conditioners(config, seed=seed, missing_models=missing_models)
+    except ConfigError as error:
+        problems += error.problems
+    dropouts: tuple[ClassifierFreeGuidanceDropout | None, AttributeDropout | None] = (None, None)
+    try:
+        dropouts = check_dropout(config)
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(problems)
+    shapes = {n: (c.output_length, c.output_dim) for n, c in conditioners.items()}
+    for spec in config.conditioners:  # not built: assume the configured width, any length
+        if spec.id in unavailable:
+            shapes[spec.id] = (1, spec.config.get("output_dim", config.cond_dim))
+    fuser = checked_fuser(config, shapes)
+    provider = None if unavailable else ConditionProvider(conditioners, config.default_keys, config.pre_encoded_keys)
+    return BuiltParts(conditioners, unavailable, provider, fuser, *dropouts)
+
+
 def build_stack(config: LoadedConfig | ConditioningConfig | Mapping[str, Any] | str | Path, *,
                 seed: int | None = None) -> ConditioningStack:
     """Build provider, fuser and dropouts from a config, checking everything before returning.
@@ -147,22 +224,9 @@ def build_stack(config: LoadedConfig | ConditioningConfig | Mapping[str, Any] | 
 
 
 def _build(config: ConditioningConfig, seed: int | None) -> ConditioningStack:
-    conditioners, _ = build_conditioners(config, seed=seed)
-    provider = ConditionProvider(conditioners, config.default_keys, config.pre_encoded_keys)
-    fuser = checked_fuser(config, {n: (c.output_length, c.output_dim) for n, c in conditioners.items()})
-    try:
-        attribute_dropout = AttributeDropout(config.dropout.attributes) if config.dropout.attributes else None
-    except ConfigError as error:
-        raise ConfigError([f"dropout.attributes.{p}" for p in error.problems]) from None
-    kinds = {route.name: route.kind for route in provider.routes}
-    problems = [f"dropout.attributes.{kind}.{name}: no {kind} condition is named {name!r}; "
-                + (f"{name!r} is a {kinds[name]} condition" if name in kinds else f"conditions: {sorted(kinds)}")
-                for kind, name, _ in (attribute_dropout.entries if attribute_dropout else ())
-                if kinds.get(name) != kind]
-    if problems:
-        raise ConfigError(problems)
-    cfg_dropout = ClassifierFreeGuidanceDropout(config.dropout.cfg) if config.dropout.cfg else None
+    parts = build_parts(config, seed=seed)
+    assert parts.provider is not None  # missing models raise here
     types = {spec.id: spec.type for spec in config.conditioners}
-    return ConditioningStack(provider, fuser, types, cfg_dropout, attribute_dropout,
+    return ConditioningStack(parts.provider, parts.fuser, types, parts.cfg_dropout, parts.attribute_dropout,
                              guidance_scale=float(config.guidance.scale),
                              rescale_phi=float(config.guidance.rescale_phi))

@@ -10,7 +10,7 @@ import torch
 
 from cuecraft.attributes import JointEmbedCondition, WavCondition
 from cuecraft.conditioners.base import BaseConditioner
-from cuecraft.config.build import build_conditioners, checked_fuser
+from cuecraft.config.build import build_parts
 from cuecraft.config.formats import LoadedConfig, load_config
 from cuecraft.errors import ConfigError
 
@@ -61,15 +61,11 @@ def validate_config(source: str | Path | dict[str, Any] | LoadedConfig) -> Valid
     """
     loaded = source if isinstance(source, LoadedConfig) else load_config(source)
     config = loaded.config
-    try:
-        conditioners, unavailable = build_conditioners(config, seed=0, missing_models="report")
-        shapes = {n: (c.output_length, c.output_dim) for n, c in conditioners.items()}
-        for spec in config.conditioners:  # not built: assume the configured width, any length
-            if spec.id in unavailable:
-                shapes[spec.id] = (1, spec.config.get("output_dim", config.cond_dim))
-        fuser = checked_fuser(config, shapes)
+    try:  # the build path of build_stack, so validate accepts exactly what build_stack builds
+        parts = build_parts(config, seed=0, missing_models="report")
     except ConfigError as error:
         raise ConfigError([loaded.translation.peer_path(p) for p in error.problems]) from None
+    conditioners, unavailable, fuser = parts.conditioners, parts.unavailable, parts.fuser
     rows = []
     for spec in config.conditioners:
         roles = tuple(fuser.roles_of(spec.id))
