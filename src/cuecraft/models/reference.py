@@ -10,49 +10,21 @@ Notation: B batch, P prepended length, T input length, S cross-attention length,
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cuecraft.fuser import FusedInputs
+from cuecraft.models.attention import Attention, masked_attention
 
-
-def masked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                     key_mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention over keys where ``key_mask`` [B, S] is True; rows with no valid key give zeros.
-
-    query [B, H, L, E], key/value [B, H, S, E] -> [B, H, L, E].
-    """
-    if key_mask is None:
-        return F.scaled_dot_product_attention(query, key, value)
-    has_key = key_mask.any(dim=-1)  # [B]
-    # A row with no valid key attends everywhere (any finite result), then is zeroed below.
-    safe_mask = key_mask | ~has_key.unsqueeze(-1)
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=safe_mask[:, None, None, :])
-    return out * has_key[:, None, None, None].to(out.dtype)
-
-
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(context_dim or dim, 2 * dim)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
-        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # [B, L, D] -> [B, H, L, D/H]
-        key, value = self.kv(context).chunk(2, dim=-1)
-        attended = masked_attention(split(self.q(x)), split(key), split(value), context_mask)
-        return self.out(attended.transpose(1, 2).flatten(-2))
+__all__ = ["ReferenceTransformer", "masked_attention"]  # masked_attention: re-exported from its old home
 
 
 class _Block(nn.Module):
     def __init__(self, dim: int, heads: int, cross_dim: int | None):
         super().__init__()
         self.norm_self = nn.LayerNorm(dim)
-        self.self_attention = _Attention(dim, heads)
+        self.self_attention = Attention(dim, heads)
         self.norm_cross = nn.LayerNorm(dim) if cross_dim else None
-        self.cross_attention = _Attention(dim, heads, cross_dim) if cross_dim else None
+        self.cross_attention = Attention(dim, heads, cross_dim) if cross_dim else None
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
