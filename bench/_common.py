@@ -42,3 +42,11 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(payload, handle, indent=2)
         handle.write("\n")
+
+
+_START = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """One progress line, at once: wall-clock time, seconds since the bench started, ``message``."""
+    print(f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - _START:7.1f}s] {message}", flush=True)

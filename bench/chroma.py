@@ -45,7 +45,7 @@ from cuecraft import WavCondition
 from cuecraft.audio.chroma import ChromaExtractor
 from cuecraft.conditioners import ChromaStemConditioner
 
-from _common import write_json  # isort: skip  (bench/ is on sys.path when run as a script)
+from _common import write_json, progress  # isort: skip  (bench/ is on sys.path when run as a script)
 
 RATE = 32000
 RADIX2_EXP = 14
@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
         paths = []
         for i, clip in enumerate(clips):
+            progress(f"clip {i + 1}/{len(clips)}")
             paths.append(os.path.join(folder, f"clip{i}.wav"))
             soundfile.write(paths[-1], clip, RATE, subtype="FLOAT")
         in_memory = [WavCondition(torch.from_numpy(c), RATE) for c in clips]
@@ -139,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return lambda: (cache.clear_memory(), cached.tokenize(items))[1]
 
         for items in (from_files, in_memory):  # the same work, served
+            progress("timing batches")
             assert torch.equal(from_disk(items)().features, computed.features)
 
         plain = ChromaStemConditioner(**settings, stems="none")

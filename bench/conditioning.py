@@ -63,7 +63,7 @@ from cuecraft.config import build_stack
 from cuecraft.conditioners import IntConditioner, LUTConditioner, NumberConditioner, lut
 
 # bench/ is on sys.path when this file runs as a script.
-from _common import write_json  # isort: skip
+from _common import write_json, progress  # isort: skip
 from _peer_styles import (  # isort: skip
     BPM_RANGE, N_BINS, ROUTING, SECONDS_RANGE, WIDTH, AudioCraftStyle, Metadata, StableAudioStyle,
 )
@@ -330,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with torch.inference_mode():
         check_same_work(impls, make_batch(3))
         for size in BATCH_SIZES:
+            progress(f"batch size {size}")
             batch = make_batch(size, seed=size)
             size_rows = measure(impls, batch, budget_s, min_repeats)
             for row in size_rows[1:]:

@@ -11,8 +11,10 @@ code with fixed seeds:
 - ``unet-64-128-256``: a 3-level UNet with blocks (64, 128, 256).
 Workload: one prompt with a negative prompt, guidance 2.5, 10 DDIM steps, 5 s of audio, 2
 waveforms ranked by CLAP. Modes: diffusers' (deprecated) MusicLDMPipeline, with its text call
-adapted to transformers 5; cuecraft exact (the default); cuecraft fast (bfloat16 autocast of the
-UNet, VAE and vocoder); with --compile also fast + torch.compile of the UNet (minutes to compile).
+adapted to transformers 5; cuecraft exact (the default); cuecraft fast bf16 (bfloat16 autocast of
+the UNet, VAE and vocoder, forced); cuecraft fast auto (what ``set_fast_mode()`` picks for this
+processor: float32 where no reduced precision is faster; the CPU's capability and matrix units are
+printed beside the table); with --compile also fast + torch.compile of the UNet (minutes to compile).
 Modes run in interleaved rounds (a warm-up round, then 5, each starting with the next mode), so
 that load from other processes on the machine falls on all of them alike. Per stage (text, UNet loop, VAE, vocoder, ranking) the
 median over the timed rounds, the total, the speed-up over diffusers, and each mode's deviation
@@ -39,10 +41,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' tiny tokenizer
 
-from _common import RESULTS, median_seconds, print_table, write_json  # isort: skip
+from _common import RESULTS, median_seconds, print_table, write_json, progress  # isort: skip
 
 import cuecraft  # noqa: E402
 from cuecraft.pipelines import MusicLDMPipeline  # noqa: E402
+from cuecraft.pipelines.precision import choose_precision, cpu_capability, cpu_units  # noqa: E402
 from tests.tiny_models import bpe_roberta_tokenizer  # noqa: E402
 
 SIZES = {"musicldm-geometry": (32, 64, 96, 160), "unet-64-128-256": (64, 128, 256)}
@@ -148,7 +151,11 @@ def diffusers_pipeline(components: dict[str, Any], timer: StageTimer) -> Any:
 
 
 def cuecraft_pipeline(components: dict[str, Any], timer: StageTimer, autocast_dtype: str, compile_unet: bool) -> Any:
-    pipeline = MusicLDMPipeline(**components).set_fast_mode(autocast_dtype, compile_unet=compile_unet)
+    pipeline = MusicLDMPipeline(**components)
+    if autocast_dtype == "auto":  # what set_fast_mode picks for this processor
+        pipeline.set_fast_mode("auto", compile_unet=compile_unet)
+    else:  # the named dtype, even where it is slower: that is what the row measures
+        pipeline.set_fast_mode(autocast_dtype, compile_unet=compile_unet, force=True)
     for method, stage in (("encode_prompt", "text"), ("denoise", "unet loop"), ("decode", "vae"),
                           ("vocode", "vocoder"), ("rank", "ranking")):
         timer.wrap(pipeline, method, stage)
@@ -181,13 +188,15 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="torch._dynamo")
     repeats = 1 if args.quick else 5
     modes = [("diffusers", None, False), ("cuecraft exact", "float32", False),
-             ("cuecraft fast bf16", "bfloat16", False)]
+             ("cuecraft fast bf16", "bfloat16", False), ("cuecraft fast auto", "auto", False)]
+    choice = choose_precision("cpu")
     if args.compile:
         modes.append(("cuecraft fast bf16+compile", "bfloat16", True))
 
     rows, results = [], []
     load_before = os.getloadavg()
     for size, blocks in SIZES.items():
+        progress(f"size {size}")
         components = build_components(blocks)
         timers = {mode: StageTimer() for mode, _, _ in modes}
         runs = [diffusers_pipeline(components, timers[mode]) if dtype is None
@@ -208,6 +217,7 @@ def main() -> None:
         timings = {mode: timer.medians() for mode, timer in timers.items()}
         exact = outputs["cuecraft exact"]
         for mode, _, _ in modes:
+            progress(f"{size}: {mode}")
             t = timings[mode]
             max_abs, rel_l2 = deviation(outputs[mode], exact)
             speedup = timings["diffusers"]["total"] / t["total"]
@@ -221,11 +231,16 @@ def main() -> None:
 
     print(f"MusicLDM, {WORKLOAD['audio_length_in_s']} s, {WORKLOAD['num_inference_steps']} steps, guidance with a "
           f"negative prompt, 2 waveforms; seconds (median of {repeats} run(s)); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; load average {load_before[0]:.2f} -> {load_after[0]:.2f}\n")
+          f"{torch.get_num_threads()} threads; load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
+    units = cpu_units()
+    print(f"CPU capability {cpu_capability()}; matrix units: bfloat16 {units['bfloat16'] or 'none'}, float16 "
+          f"{units['float16'] or 'none'}; fast mode auto picks {choice.dtype}: {choice.reason}\n")
     print_table(["size", "mode", *STAGES, "total", "vs diffusers", "max |d| vs exact", "rel L2"], rows)
     write_json(args.out, {
         "benchmark": "musicldm", "cuecraft": cuecraft.__version__, "torch": torch.__version__,
         "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "cpu_capability": cpu_capability(), "cpu_units": cpu_units(),
+        "fast_mode_auto": {"dtype": choice.dtype, "reason": choice.reason, "matmul_speedups": choice.speedups},
         "load_average": {"before": load_before[0], "after": load_after[0]},
         "workload": {**WORKLOAD, "prompt": PROMPT}, "results": results,
     })

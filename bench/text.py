@@ -26,7 +26,7 @@ import cuecraft
 from cuecraft.conditioners import SentenceConditioner, T5Conditioner
 from cuecraft.conditioners.text import default_sentence_model
 
-from _common import RESULTS, median_seconds, print_table, write_json  # isort: skip
+from _common import RESULTS, median_seconds, print_table, write_json, progress  # isort: skip
 
 WORDS = ("ambient techno house drum bass guitar piano synth pad lead warm dark bright slow fast groovy "
          "melodic minimal deep funky jazz soul vocal choir strings brass dreamy lofi beat kick snare "
@@ -67,6 +67,7 @@ def main() -> None:
         }
         for name, make in models.items():
             for dtype in ("float32", "bfloat16"):
+                progress(f"{name} {dtype}")
                 conditioner = make(dtype, 0).eval()
                 for batch in (1, 64):
                     texts = prompts(batch)

@@ -17,11 +17,12 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, NamedTuple, Union
 
 import torch
 
+from cuecraft._text import short_keys, short_repr
 from cuecraft.errors import ConditioningInputError
 
 AttributeKind = Literal["text", "wav", "joint_embed", "number", "embedding"]
@@ -30,6 +31,7 @@ ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "num
 
 
 MAX_CHANNELS = 64  # more rows than this in a 2-D waveform means [T, C] was given
+MAX_AMPLITUDE = 64.0  # float audio may pass 1.0 a little; 1e30 is not audio (as audio.io reads it)
 
 
 def _check_waveform(wav: torch.Tensor, sample_rate: int, length: int | None, owner: str) -> int:
@@ -48,6 +50,14 @@ def _check_waveform(wav: torch.Tensor, sample_rate: int, length: int | None, own
             f"{owner}.wav has shape {tuple(wav.shape)}: {wav.shape[0]} channels? Waveforms are [C, T] "
             f"(at most {MAX_CHANNELS} channels); for a [T, C] array (as soundfile reads it) pass wav.T"
         )
+    if wav.numel():
+        peak = float(wav.detach().abs().amax())  # NaN when any sample is NaN
+        if not peak <= MAX_AMPLITUDE:
+            what = "not finite (NaN or infinity)" if not math.isfinite(peak) else f"up to {peak:.3g}"
+            raise ConditioningInputError(
+                f"{owner}.wav samples are {what}; expected finite samples within +-{MAX_AMPLITUDE:g} "
+                "(audio in [-1, 1])"
+            )
     n_samples = wav.shape[-1]
     if length is None:
         return n_samples
@@ -184,12 +194,12 @@ def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str])
     if value is None:
         return None
     value_type = type(value)
-    if kind == "text" and value_type is str:
+    if kind == "text" and value_type is str and value.isascii():
         return value
     if kind == "number" and (value_type is int or value_type is float and math.isfinite(value)):
         return value  # the common case, without the numeric-tower checks below
     if kind == "text" and isinstance(value, str):
-        return value
+        return _plain_text(value, where)
     if kind == "number":
         number = _as_number(value)
         if number is not None:
@@ -202,9 +212,11 @@ def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str])
         return value if value.dim() == 2 else value.unsqueeze(0)
     if kind == "joint_embed":
         if isinstance(value, JointEmbedCondition):
-            return value
+            if value.text is None or value.text.__class__ is str and value.text.isascii():
+                return value
+            return replace(value, text=_plain_text(value.text, lambda: f"{_place(where)}, text"))
         if isinstance(value, str):
-            return JointEmbedCondition(text=value)
+            return JointEmbedCondition(text=_plain_text(value, where))
     raise ConditioningInputError(
         f"{_place(where)}: expected {EXPECTED[kind]} (kind '{kind}'); got {_describe(value)}"
     )
@@ -227,7 +239,7 @@ def check_column(kind: AttributeKind, values: Sequence[Any], where: Callable[[in
     """
     types = set(map(type, values))
     fast = _FAST_TYPES.get(kind)
-    if fast is not None and types <= fast:
+    if fast is not None and types <= fast and _plain_ascii(kind, values):
         if float not in types:
             return list(values)
         if all(map(math.isfinite, values if len(types) == 1 else (v for v in values if type(v) is float))):
@@ -235,8 +247,33 @@ def check_column(kind: AttributeKind, values: Sequence[Any], where: Callable[[in
     return [check_value(kind, value, lambda: where(i)) for i, value in enumerate(values)]  # noqa: B023
 
 
+def _plain_ascii(kind: str, values: Sequence[Any]) -> bool:
+    """Whether the text in a column of canonical types is plain ASCII ``str`` (then no value needs
+    ``_plain_text``); other text is checked value by value (a lone surrogate cannot be encoded)."""
+    if kind == "text":
+        return all(v is None or v.isascii() for v in values)
+    if kind == "joint_embed":
+        return all(v is None or v.text is None or v.text.__class__ is str and v.text.isascii() for v in values)
+    return True
+
+
 def _place(where: str | Callable[[], str]) -> str:
     return where() if callable(where) else where
+
+
+def _plain_text(value: str, where: str | Callable[[], str]) -> str:
+    """``value`` as a plain ``str`` (a subclass's own methods never reach a tokenizer) that
+    encodes as UTF-8 (a lone surrogate would make every tokenizer raise its own error)."""
+    text = str.__getitem__(value, slice(None))  # a plain str, without calling the subclass
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ConditioningInputError(
+                f"{_place(where)}: expected text that is valid Unicode; character {error.start} is a "
+                f"lone surrogate ({_describe(text[error.start])}) in {_describe(text)}"
+            ) from None
+    return text
 
 
 def _as_number(value: Any) -> int | float | None:
@@ -246,18 +283,19 @@ def _as_number(value: Any) -> int | float | None:
         if value.numel() != 1 or value.dtype == torch.bool:
             return None
         value = value.item()
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
+    try:  # a user's numeric type may overflow or raise anything converting (Fraction(10**400))
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return float(value)
+    except Exception:  # noqa: BLE001 - reported as a wrong value by the caller
+        return None
     return None
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    """``type repr`` of a value, bounded, and safe when its ``repr`` raises."""
+    return f"{type(value).__name__} {short_repr(value)}"
 
 
 def routes_checked(routes: Sequence[Route]) -> frozenset[tuple[str, str]]:
@@ -288,7 +326,7 @@ def to_attributes(item: Any, routes: Sequence[Route], index: int,
                 tried = " or ".join(repr(k) for k in keys)
                 raise ConditioningInputError(
                     f"item {index}: missing key {tried} for condition '{route.name}' "
-                    f"(expected {EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
+                    f"(expected {EXPECTED[route.kind]}); keys given: {short_keys(item)}"
                 )
             getattr(result, route.kind)[route.name] = check_value(
                 route.kind, item[key], lambda: f"item {index}, key '{key}'"  # noqa: B023 (called at once)

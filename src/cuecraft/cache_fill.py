@@ -18,6 +18,7 @@ conditioners, keeps those with a cache (``cache_path`` set; they implement
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from cuecraft._files import clean_stale_temporaries
 from cuecraft.audio.io import AUDIO_EXTENSIONS, AudioReadError
 from cuecraft.errors import ConfigError, CuecraftError
 
@@ -61,7 +63,11 @@ def list_audio(data: str | os.PathLike[str]) -> list[Path]:
         raise ConfigError(f"--data: a manifest is a .txt (one path per line) or .jsonl (objects with "
                           f"a \"path\") file; got {root}")
     paths = []
-    for number, line in enumerate(root.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = root.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--data: cannot read the manifest {root} ({error})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         if root.suffix == ".jsonl":
@@ -111,8 +117,20 @@ def _init_worker(config: Any) -> None:
     _WORKER_CONDITIONERS.update(_load_conditioners(config))
 
 
+class CacheDiskError(CuecraftError):
+    """The cache cannot be written at all (a full disk, a read-only file system): the fill stops."""
+
+
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
 def _fill_one(path: Path, conditioners: Mapping[str, Any] | None = None) -> tuple[str, int, int, str | None]:
-    """(path, entries computed, entries already cached, why it is unreadable or None)."""
+    """(path, entries computed, entries already cached, why it failed or None).
+
+    One bad file never stops the others: unreadable or hostile audio, a feature computation that
+    fails on it, or an entry path that is not writable (a directory in its place) is this file's
+    failure. A full or read-only cache disk raises CacheDiskError: nothing else could be written.
+    """
     computed = cached = 0
     for conditioner in (conditioners or _WORKER_CONDITIONERS).values():
         try:
@@ -122,6 +140,14 @@ def _fill_one(path: Path, conditioners: Mapping[str, Any] | None = None) -> tupl
                 cached += 1
         except AudioReadError as error:
             return str(path), computed, cached, str(error)
+        except OSError as error:
+            if error.errno in _FATAL_ERRNOS:
+                where = getattr(getattr(conditioner, "cache", None), "root", "the cache")
+                raise CacheDiskError(f"cannot write cache entries under {where}: {error.strerror or error} "
+                                     f"(while filling {path})") from None
+            return str(path), computed, cached, f"{path}: cannot write its cache entry ({error.strerror or error})"
+        except Exception as error:  # noqa: BLE001 - a computation that fails on this file's audio
+            return str(path), computed, cached, f"{path}: cannot compute its features ({type(error).__name__}: {error})"
     return str(path), computed, cached, None
 
 
@@ -171,6 +197,8 @@ def fill_cache(config: Any, data: str | os.PathLike[str], *, workers: int = 1, r
     if not conditioners:
         raise ConfigError("conditioners: none has a cache to fill; set cache_path in the config of a "
                           "cache-backed conditioner (chroma_stem)")
+    for conditioner in conditioners.values():
+        clean_stale_temporaries(conditioner.cache.root, recursive=True)
     files = list_audio(data)
     shard = files[rank::world_size]
     report = FillReport(rank, world_size, sorted(conditioners), len(files), len(shard))

@@ -70,3 +70,8 @@ class CacheWarning(UserWarning):
 class DatasetError(CuecraftError, ValueError):
     """A dataset, one of its files or its metadata cannot be used; the message names the file,
     the field where there is one, and the reason."""
+
+
+class CheckpointError(CuecraftError, ValueError):
+    """A training checkpoint is missing, torn, of another format, or does not fit the run resuming
+    from it; the message names the file and the reason."""

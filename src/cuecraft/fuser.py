@@ -5,7 +5,7 @@ Notation: B batch, T input length, D input width, S cross-attention length, P pr
 | role                | condition shape     | effect                                                   |
 |---------------------|---------------------|----------------------------------------------------------|
 | ``cross``           | [B, T_i, D] each    | concatenated along T -> cross-attention source + mask    |
-| ``prepend``         | [B, T_i, D] each    | concatenated in front of the input, in routing order     |
+| ``prepend``         | [B, T_i, D] each    | in front of the input, in routing order (or reversed)    |
 | ``sum``             | [B, T, D]           | added to the input                                       |
 | ``input_interpolate``| [B, T_c, D]        | resampled (nearest) to T, then added to the input        |
 | ``global``          | [B, 1, D_i] each    | concatenated along channels -> [B, ΣD_i]                 |
@@ -28,6 +28,9 @@ from cuecraft.condition import Condition
 from cuecraft.errors import ConfigError, FusionError
 
 FUSER_ROLES = ("prepend", "sum", "cross", "input_interpolate", "global", "input_concat")
+# ``listed``: the first listed condition first; ``reversed``: the last first (AudioCraft's fuser
+# puts each prepended condition in front of what is there, so its last condition comes first).
+PREPEND_ORDERS = ("listed", "reversed")
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,16 @@ class ConditionFuser(nn.Module):
         cross_attention_pos_emb: add a sinusoidal positional embedding to the cross-attention
             source (positions 0..S-1 over the concatenated sequence).
         cross_attention_pos_emb_scale: its scale.
+        prepend_order: ``listed`` (the routing's order) or ``reversed`` (the last listed first,
+            AudioCraft's order).
+
+    Conditions concatenated along time (``cross``, ``prepend``) follow the routing's order, which
+    config builds take from the conditioners' order (the provider's order: AudioCraft's reader
+    orders its conditioners as AudioCraft's provider does, text, then wav, then joint_embed).
     """
 
     def __init__(self, routing: Mapping[str, Sequence[str]], cross_attention_pos_emb: bool = False,
-                 cross_attention_pos_emb_scale: float = 1.0):
+                 cross_attention_pos_emb_scale: float = 1.0, prepend_order: str = "listed"):
         super().__init__()
         problems = []
         for role, names in routing.items():
@@ -97,9 +106,12 @@ class ConditionFuser(nn.Module):
             problems.append(f"cross_attention_pos_emb: expected true or false; got {cross_attention_pos_emb!r}")
         if isinstance(cross_attention_pos_emb_scale, bool) or not isinstance(cross_attention_pos_emb_scale, (int, float)):
             problems.append(f"cross_attention_pos_emb_scale: expected a number; got {cross_attention_pos_emb_scale!r}")
+        if prepend_order not in PREPEND_ORDERS:
+            problems.append(f"prepend_order: expected one of {', '.join(PREPEND_ORDERS)}; got {prepend_order!r}")
         if problems:
             raise ConfigError(problems)
         self.routing = {role: tuple(routing.get(role, ())) for role in FUSER_ROLES}
+        self.prepend_order = prepend_order
         self.cross_attention_pos_emb = cross_attention_pos_emb
         self.cross_attention_pos_emb_scale = float(cross_attention_pos_emb_scale)
 
@@ -208,6 +220,8 @@ class ConditionFuser(nn.Module):
         names = self.routing[role]
         if not names:
             return None, None
+        if role == "prepend" and self.prepend_order == "reversed":
+            names = names[::-1]
         widths = {name: conditions[name].embedding.shape[-1] for name in names}
         if len(set(widths.values())) > 1:
             raise FusionError(f"{role}: conditions concatenated along time need one width; got {widths}")
@@ -229,4 +243,5 @@ class ConditionFuser(nn.Module):
         return ", ".join(f"{role}={list(names)}" for role, names in self.routing.items() if names)
 
     def extra_repr(self) -> str:
-        return self._routing_text()
+        order = "" if self.prepend_order == "listed" else f", prepend_order={self.prepend_order!r}"
+        return self._routing_text() + order

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cuecraft._text import short_keys
 from cuecraft.attributes import EXPECTED, ConditioningAttributes, Route, check_column, routes_checked, to_attributes
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, Tokens, ValueTokens
@@ -134,7 +135,7 @@ class ConditionProvider(nn.Module):
         tried = " or ".join(repr(k) for k in route.keys)
         raise ConditioningInputError(
             f"item {index}: missing key {tried} for condition '{route.name}' "
-            f"(expected {EXPECTED[route.kind]}); keys given: {sorted(map(str, item))}"
+            f"(expected {EXPECTED[route.kind]}); keys given: {short_keys(item)}"
         )
 
     @staticmethod

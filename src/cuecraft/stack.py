@@ -15,7 +15,7 @@ from cuecraft.attributes import ConditioningAttributes
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import Tokens
 from cuecraft.fuser import ConditionFuser, FusedInputs
-from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
+from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout, unconditional, unconditional_inputs
 from cuecraft.provider import ConditionProvider
 
 
@@ -46,6 +46,13 @@ class ConditioningStack:
     attribute_dropout: AttributeDropout | None = None
     guidance_scale: float = 1.0  # classifier-free guidance at inference (1: off)
     rescale_phi: float = 0.0
+    # The unconditional branch: roles kept from the conditional branch, and how the rest is made
+    # ("attributes": null conditions; "zeros": stable-audio-tools'); see guidance.unconditional_inputs.
+    guidance_keep_roles: tuple[str, ...] = ()
+    guidance_null: str = "attributes"
+    # Attribute kinds the unconditional branch leaves as they are, as the CFG dropout does
+    # (AudioCraft's keeps joint_embed, CLAP: ``dropout.cfg_keep_kinds``, compat exact).
+    guidance_keep_kinds: tuple[str, ...] = ()
 
     def dropout(self, attributes: list[ConditioningAttributes],
                 generator: torch.Generator | None = None) -> list[ConditioningAttributes]:
@@ -83,6 +90,26 @@ class ConditioningStack:
 
     def fuse(self, conditions: dict[str, Condition], input: torch.Tensor | None = None) -> FusedInputs:
         return self.fuser(conditions, input)
+
+    def guidance_inputs(self, batch: Sequence[Any], negative: Sequence[Any] | None = None, *,
+                        input: torch.Tensor | None = None) -> tuple[FusedInputs, FusedInputs]:
+        """(conditional, unconditional or negative) FusedInputs, each of batch B, for a guided pass.
+
+        The unconditional branch follows the config's ``guidance.keep_roles`` and
+        ``guidance.null`` (``guidance.unconditional_inputs``); a reader of stable-audio-tools
+        configs keeps ``global`` and ``input_concat`` and zeroes the rest, as its DiT does.
+        With ``guidance_keep_kinds`` the null attributes keep those kinds (AudioCraft's CLAP).
+        """
+        attributes = self.provider.to_attributes(batch)
+        conditional = self.fuse(self.provider.condition(attributes), input)
+        keep, mode = self.guidance_keep_roles, self.guidance_null
+        if negative is not None:
+            other = self.fuse(self.provider.condition(self.provider.to_attributes(negative)), input)
+            return conditional, unconditional_inputs(conditional, other, keep_roles=keep) if keep else other
+        if mode == "zeros":
+            return conditional, unconditional_inputs(conditional, keep_roles=keep, mode="zeros")
+        null = self.fuse(self.provider.condition(unconditional(attributes, self.guidance_keep_kinds)), input)
+        return conditional, unconditional_inputs(conditional, null, keep_roles=keep) if keep else null
 
     def summarize(self, conditions: dict[str, Condition]) -> list[ConditionSummary]:
         rows = []

@@ -85,7 +85,7 @@ def test_unknown_label_can_be_null_when_configured():
         ("rock", "error", "options: expected a non-empty list"),
         (["a", "a", "b"], "error", r"options: labels must be unique; repeated: \['a'\]"),
         (["a", 3], "error", "every label must be a str"),
-        (["a"], "zero", "unknown: expected one of error, null; got 'zero'"),
+        (["a"], "zero", "unknown: expected one of error, null, row0; got 'zero'"),
     ],
 )
 def test_list_config_errors(options, unknown, message):

@@ -89,12 +89,12 @@ def test_errors_use_the_peer_paths():
 
 
 def test_dimension_bookkeeping():
-    with pytest.raises(ConfigError, match=r"backbone.global_dim: is 24, but the conditions routed to 'global' add up to 32 \(seconds_start 16 \+ seconds_total 16\)"):
+    with pytest.raises(ConfigError, match=r"model.diffusion.config.global_cond_dim: is 24, but the conditions routed to 'global' add up to 32 \(seconds_start 16 \+ seconds_total 16\)"):
         build_stack(sat(**{"model/diffusion/config/global_cond_dim": 24}))
     with pytest.raises(ConfigError) as error:
         build_stack(sat(**{"model/diffusion/config/cond_token_dim": 24}))
     assert error.value.problems == [
-        f"model.conditioning.configs[{i}] ({name}): routed to 'cross' with width 16, but backbone.cross_attention_dim is 24"
+        f"model.conditioning.configs[{i}] ({name}): routed to 'cross' with width 16, but model.diffusion.config.cond_token_dim is 24"
         for i, name in enumerate(["prompt", "seconds_start", "seconds_total"])]
     with pytest.raises(ConfigError, match=r"prompt: a sequence of shape \[B, T \(variable\), 16\] cannot feed role 'global'"):
         build_stack(sat(**{"model/diffusion/global_cond_ids": ["prompt"], "model/diffusion/config/global_cond_dim": 16}))
@@ -117,11 +117,12 @@ def test_audiocraft_yaml_is_read_verbatim():
     loaded = load_config(CONFIGS / "musicgen_melody.yaml")
     config = loaded.config
     assert loaded.format == "audiocraft" and config.cond_dim == 1536
-    description, melody = config.conditioners
-    assert (description.type, description.roles) == ("t5", ["cross"])
+    description, melody = config.conditioners  # AudioCraft's provider order: text, then wav
+    assert (description.type, description.roles) == ("t5", ["prepend"])
     assert description.config == {"project_out": True, "t5_model_name": "t5-base", "enable_grad": False,
                                   "word_dropout": 0.2, "normalize_text": False}
-    assert (melody.type, melody.roles, melody.config["sample_rate"], melody.config["duration"]) == ("chroma_stem", ["prepend"], 32000, 30)
+    assert (melody.type, melody.roles, melody.config["sample_rate"]) == ("chroma_stem", ["prepend"], 32000)
+    assert "duration" not in melody.config  # AudioCraft's chroma2music sets none
     assert (config.dropout.cfg, config.dropout.attributes, config.guidance.scale) == (0.2, {"wav": {"self_wav": 0.5}}, 3.0)
     assert "conditioners.self_wav.chroma_stem.eval_wavs" in loaded.ignored and "attribute_dropout.args" in loaded.ignored
 
@@ -139,10 +140,10 @@ def test_audiocraft_errors_use_its_paths(tmp_path):
     ]
     data["conditioners"]["description"]["t5"].pop("nmae")
     data["conditioners"].pop("genre")
-    data["fuser"]["cross"] = []
+    data["fuser"]["prepend"] = ["self_wav"]
     with pytest.raises(ConfigError, match=r"conditioners.description: condition 'description' is in no fuser list"):
         load_config(data)
-    data["fuser"]["cross"] = ["description"]
+    data["fuser"]["prepend"] = ["self_wav", "description"]
     data["conditioners"]["description"] = {"model": "lut", "lut": {"n_bins": 16, "dim": 8}}
     with pytest.raises(ConfigError, match=r"conditioners.self_wav.chroma_stem.n_chroma"):
         build_stack(data)

@@ -21,12 +21,20 @@ def test_audiocraft_fields_are_normalised_as_audiocraft_does():
            "moods": ["Dark", " Driving", ""], "keywords": "retro, Neon ,", "description": "a drive",
            "instrument": ["Synth", "Drums"], "name": "None", "sample_rate": 44100, "extra": {"x": 1}}
     assert parse_music_info(raw, "s.json") == {
-        "title": "Night Drive", "artist": "A1", "key": "a minor", "bpm": 128.0, "genre": "synthwave",
+        "title": "Night Drive", "artist": "A1", "key": "A minor", "bpm": 128.0, "genre": "synthwave",
         "moods": "dark, driving", "keywords": "retro, neon", "description": "a drive",
         "instrument": "synth, drums", "sample_rate": 44100, "extra": {"x": 1},
     }
     assert parse_music_info({"key": "C major, A minor", "bpm": None, "moods": []}, "s.json") == {}
     assert parse_music_info({"bpm": 92}, "s.json") == {"bpm": 92.0}
+
+
+@pytest.mark.parametrize("written, canonical", [
+    ("Am", "A minor"), ("a minor", "A minor"), ("A#m", "Bb minor"), ("bb", "Bb major"), ("C# MAJOR", "Db major"),
+    ("modal mix", "modal mix"),  # not a key cuecraft reads: kept as written, lower case
+])
+def test_sidecar_keys_become_canonical_names(written, canonical):
+    assert parse_music_info({"key": written}, "s.json") == {"key": canonical}
 
 
 @pytest.mark.parametrize("field, value, allowed", [

@@ -51,7 +51,7 @@ def test_each_scheduler_generates_its_own_audio(pipe):
 
 def test_presets():
     assert PRESETS["diffusers"].kwargs() == dict(num_inference_steps=200, guidance_scale=2.0, eta=0.0,
-                                                 num_waveforms_per_prompt=1, num_waveforms_to_keep=1,
+                                                 num_waveforms_per_prompt=1, num_waveforms_to_keep=None,
                                                  clip_output=False)
     assert musicldm_preset("original") == dict(num_inference_steps=200, guidance_scale=2.0, eta=1.0,
                                                num_waveforms_per_prompt=5, num_waveforms_to_keep=1, clip_output=True)
@@ -69,7 +69,7 @@ def test_original_preset_runs_and_keeps_the_best_of_five(pipe):
     settings = musicldm_preset("original", num_inference_steps=2)
     out = pipe(["fast techno", "slow piano"], audio_length_in_s=0.016, generator=seeded(), output_type="pt", **settings)
     assert out.audios.shape == (2, 256) and out.candidates.shape == (2, 1)
-    assert out.candidates[0].item() in range(0, 5) and out.candidates[1].item() in range(5, 10)
+    assert out.candidates[0].item() in range(0, 5) and out.candidates[1].item() in range(0, 5)  # each prompt's own
     assert out.audios.abs().max() <= 1.0
     every = pipe(["fast techno", "slow piano"], audio_length_in_s=0.016, generator=seeded(), output_type="pt",
                  **{**settings, "num_waveforms_to_keep": 5})

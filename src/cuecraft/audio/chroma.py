@@ -16,6 +16,14 @@ normalisation: the strongest pitch class is 1). This is ``librosa.feature.chroma
 n_fft=n_fft, hop_length=hop, tuning=0.0)`` computed in PyTorch, on any device, for a batch.
 A frame whose strongest bin is below ``eps`` is silent and comes out all zeros, also with
 ``argmax`` (a one-hot of the strongest pitch class), so silence never reads as a C.
+
+AudioCraft's extractor (1.3.0, ``audiocraft/modules/chroma.py``) differs in three ways, each an
+option here: ``pad_mode="reflect"`` (torchaudio's Spectrogram pads by reflection, and zero-pads a
+waveform shorter than n_fft to n_fft, centred, first); ``normalized=True`` (torchaudio's
+``normalized``: the power is divided by sum(window^2) = 3 n_fft / 8 before the ``eps`` of the
+max normalisation applies, so near-silent frames scale otherwise); ``silent_frames="c"`` (no
+silence threshold: a frame is divided by max(peak, eps), and ``argmax`` of an all-zero frame is
+bin 0, a C).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from cuecraft.audio._checks import check_bool, check_int, check_positive
 from cuecraft.errors import ConfigError
 
 RADIX2_EXP_RANGE = (6, 16)  # n_fft from 64 to 65536 samples
+PAD_MODES = ("constant", "reflect")  # STFT edge padding: zeros (cuecraft) or reflection (AudioCraft)
+SILENT_FRAMES = ("zeros", "c")  # a frame below eps: all zeros (cuecraft), or AudioCraft's (argmax: a C)
 
 
 @lru_cache(maxsize=32)
@@ -53,6 +63,11 @@ class ChromaExtractor:
         radix2_exp: n_fft = window = 2**radix2_exp samples; the hop is n_fft // 4.
         argmax: keep only each frame's strongest pitch class, as a one-hot.
         eps: a frame whose strongest filter-bank output is below this is silent (all zeros).
+        pad_mode: ``constant`` (zeros) or ``reflect`` (AudioCraft's; a waveform shorter than
+            n_fft is first zero-padded to n_fft, centred, as AudioCraft does).
+        normalized: divide the power by sum(window^2) (torchaudio's ``normalized``, AudioCraft's).
+        silent_frames: ``zeros`` (a frame whose peak is below eps is all zeros) or ``c``
+            (AudioCraft's: divided by max(peak, eps), and a one-hot C under argmax).
 
     A plain object, not an nn.Module: it has no weights, so moving a model to another dtype or
     device never changes the features. It computes on the device and in the float dtype of the
@@ -60,11 +75,16 @@ class ChromaExtractor:
     """
 
     def __init__(self, sample_rate: int, n_chroma: int = 12, radix2_exp: int = 12, *,
-                 argmax: bool = False, eps: float = 1e-6):
+                 argmax: bool = False, eps: float = 1e-6, pad_mode: str = "constant", normalized: bool = False,
+                 silent_frames: str = "zeros"):
         low, high = RADIX2_EXP_RANGE
         problems = [*check_int("sample_rate", sample_rate, minimum=1), *check_int("n_chroma", n_chroma, minimum=1),
                     *check_int("radix2_exp", radix2_exp, minimum=low, maximum=high),
-                    *check_bool("argmax", argmax), *check_positive("eps", eps)]
+                    *check_bool("argmax", argmax), *check_positive("eps", eps), *check_bool("normalized", normalized)]
+        if pad_mode not in PAD_MODES:
+            problems.append(f"pad_mode: expected one of {', '.join(PAD_MODES)}; got {pad_mode!r}")
+        if silent_frames not in SILENT_FRAMES:
+            problems.append(f"silent_frames: expected one of {', '.join(SILENT_FRAMES)}; got {silent_frames!r}")
         if problems:
             raise ConfigError(problems)
         self.sample_rate = sample_rate
@@ -74,6 +94,9 @@ class ChromaExtractor:
         self.hop_length = self.n_fft // 4
         self.argmax = argmax
         self.eps = float(eps)
+        self.pad_mode = pad_mode
+        self.normalized = normalized
+        self.silent_frames = silent_frames
         self._constants: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -82,7 +105,10 @@ class ChromaExtractor:
         return self.sample_rate / self.hop_length
 
     def num_frames(self, n_samples: int) -> int:
-        """Frames for a waveform of ``n_samples``: 1 + n_samples // hop (centred frames)."""
+        """Frames for a waveform of ``n_samples``: 1 + n_samples // hop (centred frames); with
+        ``pad_mode="reflect"`` at least 1 + n_fft // hop (a shorter waveform is padded to n_fft)."""
+        if self.pad_mode == "reflect":
+            n_samples = max(n_samples, self.n_fft)
         return 1 + n_samples // self.hop_length
 
     def _bank_and_window(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,20 +128,26 @@ class ChromaExtractor:
         batch = wav.unsqueeze(0) if single else wav
         dtype = batch.dtype if batch.dtype in (torch.float32, torch.float64) else torch.float32
         batch = batch.to(dtype)
+        if self.pad_mode == "reflect" and batch.shape[-1] < self.n_fft:
+            extra = self.n_fft - batch.shape[-1]  # centred zeros up to n_fft, the odd one at the end
+            batch = torch.nn.functional.pad(batch, (extra // 2, extra - extra // 2))
         bank, window = self._bank_and_window(batch.device, dtype)
         spectrum = torch.stft(batch, self.n_fft, self.hop_length, window=window, center=True,
-                              pad_mode="constant", return_complex=True)  # [B, K, F]
+                              pad_mode=self.pad_mode, return_complex=True)  # [B, K, F]
         power = spectrum.real.square() + spectrum.imag.square()
+        if self.normalized:
+            power = power / window.square().sum()
         raw = torch.einsum("nk,bkf->bfn", bank, power)  # [B, F, N]
         peak = raw.amax(dim=-1, keepdim=True)  # [B, F, 1]
-        sounding = peak >= self.eps
         if self.argmax:
             chroma = torch.nn.functional.one_hot(raw.argmax(dim=-1), self.n_chroma).to(dtype)
         else:
             chroma = raw / peak.clamp_min(self.eps)
-        chroma = chroma * sounding.to(dtype)  # silent frames: all zeros
+        if self.silent_frames == "zeros":
+            chroma = chroma * (peak >= self.eps).to(dtype)  # silent frames: all zeros
         return chroma[0] if single else chroma
 
     def __repr__(self) -> str:
         return (f"ChromaExtractor(sample_rate={self.sample_rate}, n_chroma={self.n_chroma}, "
-                f"radix2_exp={self.radix2_exp}, argmax={self.argmax}, frame_rate={self.frame_rate:g})")
+                f"radix2_exp={self.radix2_exp}, argmax={self.argmax}, pad_mode={self.pad_mode!r}, "
+                f"normalized={self.normalized}, silent_frames={self.silent_frames!r}, frame_rate={self.frame_rate:g})")

@@ -30,9 +30,25 @@ import torch
 from cuecraft._optional import require
 from cuecraft.audio._checks import check_positive
 from cuecraft.audio.resample import resample
-from cuecraft.errors import ConfigError, MissingDependencyError
+from cuecraft.errors import ConditioningInputError, ConfigError, MissingDependencyError
 
 STEM_BACKENDS = ("hpss", "demucs", "none")
+MAX_AMPLITUDE = 64.0  # as cuecraft.attributes and cuecraft.audio.io check it
+
+
+def check_samples(wav: torch.Tensor) -> torch.Tensor:
+    """``wav`` when every sample is finite and within +-MAX_AMPLITUDE; else a ConditioningInputError.
+
+    WavCondition checks its samples when made; this catches a tensor changed after that (a NaN
+    would otherwise reach librosa, whose own error names no item, or give NaN chroma).
+    """
+    if wav.numel():
+        peak = float(wav.detach().abs().amax())
+        if not peak <= MAX_AMPLITUDE:
+            what = "not finite (NaN or infinity)" if not math.isfinite(peak) else f"up to {peak:.3g}"
+            raise ConditioningInputError(f"waveform samples are {what}; expected finite samples within "
+                                         f"+-{MAX_AMPLITUDE:g}")
+    return wav
 
 
 class StemBackend(Protocol):
@@ -44,6 +60,10 @@ class StemBackend(Protocol):
 
     def settings(self) -> dict[str, Any]: ...
 
+    def context_samples(self, sample_rate: int) -> int | None:
+        """Samples past a span's end that its output depends on (None: the whole input)."""
+        ...
+
 
 class NoStems:
     """The ``none`` backend: the mix as it is."""
@@ -51,7 +71,10 @@ class NoStems:
     name = "none"
 
     def __call__(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        return wav
+        return check_samples(wav)
+
+    def context_samples(self, sample_rate: int) -> int:
+        return 0
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -104,6 +127,15 @@ class HPSSStems:
         percussive = _odd(self.percussive_kernel_hz * n_fft / sample_rate)
         return n_fft, hop, (harmonic, percussive)
 
+    def context_samples(self, sample_rate: int) -> int:
+        """Samples past a span's end that its first samples' output depends on: an output sample
+        comes from the frames whose windows cover it (n_fft), whose masks come from the spectra
+        half a harmonic kernel away, whose own windows reach n_fft / 2 further (and the cut's
+        edge padding, n_fft / 2): 2 n_fft + (kernel // 2 + 1) hop. So separating a span plus this
+        margin gives the span exactly what separating the whole waveform gives it."""
+        n_fft, hop, (harmonic, _) = self.geometry(sample_rate)
+        return 2 * n_fft + (harmonic // 2 + 1) * hop
+
     def bass_gain(self, frequencies: np.ndarray) -> np.ndarray:
         """Gain per frequency [K]: 0 below cutoff / sqrt(2), 1 from the cutoff, a cosine between."""
         octaves = np.log2(np.maximum(frequencies, 1e-3) / self.bass_cutoff_hz)  # <= 0 below the cutoff
@@ -112,7 +144,7 @@ class HPSSStems:
 
     def __call__(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         librosa = require("librosa", extra="audio", purpose="the 'hpss' stem backend")
-        if wav.shape[-1] == 0:
+        if check_samples(wav).shape[-1] == 0:
             return wav
         n_fft, hop, kernel = self.geometry(sample_rate)
         array = wav.detach().to("cpu", torch.float32).numpy()
@@ -193,7 +225,7 @@ class DemucsStems:
         return self._model
 
     def __call__(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        if wav.shape[-1] == 0:
+        if check_samples(wav).shape[-1] == 0:
             return wav
         model = self._load()
         apply = importlib.import_module("demucs.apply")
@@ -207,6 +239,9 @@ class DemucsStems:
         out = resample(kept.contiguous(), model.samplerate, sample_rate)
         n = wav.shape[-1]
         return torch.nn.functional.pad(out[:n], (0, max(0, n - out.shape[-1])))
+
+    def context_samples(self, sample_rate: int) -> None:
+        return None  # Demucs' overlapping segments and normalisation see the whole input
 
     def settings(self) -> dict[str, Any]:
         stat = self.model_path.stat()

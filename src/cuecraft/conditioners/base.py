@@ -32,6 +32,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from cuecraft._text import short_repr
 from cuecraft.attributes import AttributeKind, AttributeValue, check_column
 from cuecraft.condition import Condition
 from cuecraft.errors import ConfigError
@@ -189,6 +190,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> list[str]
 
 def check_real(name: str, value: Any) -> list[str]:
     """Problems with a finite real-valued setting; empty when it is fine."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return [f"{name}: expected a finite number; got {type(value).__name__} {value!r}"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e300 <= value <= 1e300:
+        # (a comparison, not math.isfinite: a 400-digit int would overflow converting; NaN fails it)
+        return [f"{name}: expected a finite number; got {type(value).__name__} {short_repr(value)}"]
     return []

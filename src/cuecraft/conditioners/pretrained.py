@@ -7,10 +7,12 @@ hub answers, so a machine without network fails fast with an error that says wha
 
 from __future__ import annotations
 
+import contextvars
 import os
 import socket
+from contextlib import contextmanager
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -18,6 +20,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from cuecraft._text import short_repr
 from cuecraft.errors import ConfigError, PretrainedModelNotFoundError
 
 M = TypeVar("M")
@@ -40,6 +43,82 @@ def _hub_reachable(timeout: float = _PROBE_TIMEOUT_S) -> bool:
         return False
 
 
+MAX_NAME_CHARS = 1024  # a hub name or a model directory
+# What a local model folder must hold, by what is loaded from it (one file of each group).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "vocab.json", "vocab.txt", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+# Errors a from_pretrained raises for a file it refuses or cannot parse (a pickle with code in it
+# is refused by weights_only loading as an UnpicklingError).
+LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError, RuntimeError)
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    import pickle
+
+    return (*LOAD_ERRORS, pickle.UnpicklingError)
+
+
+def check_model_folder(path: Path, what: str, *, tokenizer: bool) -> None:
+    """Refuse a local model folder that lacks a file its loader needs, naming the missing file.
+
+    ``tokenizer``: the folder is read by a tokenizer (it needs one of TOKENIZER_FILES); else by
+    a model (it needs config.json and one of WEIGHT_FILES). Without this check transformers builds
+    an empty tokenizer (every word unknown) from a folder that has none.
+    """
+    def has(names: tuple[str, ...]) -> bool:
+        return any((path / name).is_file() for name in names)
+
+    if tokenizer:
+        if not has(TOKENIZER_FILES):
+            raise PretrainedModelNotFoundError(
+                f"{what}: the directory {path} does not hold a complete model: no tokenizer file (none of "
+                f"{', '.join(TOKENIZER_FILES)}); "
+                "copy the tokenizer files of the model into it (e.g. from `hf download NAME --local-dir DIR`)")
+        return
+    missing = [] if (path / "config.json").is_file() else ["config.json"]
+    if not has(WEIGHT_FILES):
+        missing.append(f"weights (one of {', '.join(WEIGHT_FILES)})")
+    if missing:
+        raise PretrainedModelNotFoundError(f"{what}: the directory {path} does not hold a complete model: "
+                                           f"no {' and no '.join(missing)}")
+
+
+_DOWNLOADS: contextvars.ContextVar[bool] = contextvars.ContextVar("cuecraft_allow_download", default=False)
+
+
+@contextmanager
+def downloads_allowed(allowed: bool = True) -> Iterator[None]:
+    """Within this block every ``load_pretrained`` may download (as with ``allow_download=True``);
+    what ``cuecraft --allow-download`` sets."""
+    token = _DOWNLOADS.set(allowed)
+    try:
+        yield
+    finally:
+        _DOWNLOADS.reset(token)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system, and the like
+        return False
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The folder of hub model ``name`` in the Hugging Face cache
+    (``models--ORG--NAME/snapshots/HASH``), or None where it is not cached (or not a hub name)."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        return None
+    try:
+        return Path(huggingface_hub.snapshot_download(repo_id=name, local_files_only=True))
+    except Exception:  # noqa: BLE001 -- not cached, not a valid repo id, an unreadable cache: load decides
+        return None
+
+
 def load_pretrained(load: Callable[..., M], name_or_path: str, *, what: str, allow_download: bool = False) -> M:
     """Call ``load(source, local_files_only=...)`` (a transformers ``from_pretrained``) offline-first.
 
@@ -48,34 +127,58 @@ def load_pretrained(load: Callable[..., M], name_or_path: str, *, what: str, all
     Raises PretrainedModelNotFoundError naming the model and how to provide it.
     """
     if not isinstance(name_or_path, str) or not name_or_path:
-        raise ConfigError(f"{what}: expected a model name or directory; got {name_or_path!r}")
+        raise ConfigError(f"{what}: expected a model name or directory; got {short_repr(name_or_path)}")
+    if len(name_or_path) > MAX_NAME_CHARS or "\0" in name_or_path:
+        raise ConfigError(f"{what}: a model name or directory of {len(name_or_path):,} characters "
+                          f"({short_repr(name_or_path)}); at most {MAX_NAME_CHARS:,}, without NUL")
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    tokenizer = "Tokenizer" in getattr(load, "__qualname__", "") or "Processor" in getattr(load, "__qualname__", "")
+    if _is_dir(path):
+        check_model_folder(path, what, tokenizer=tokenizer)
         try:
-            return load(str(path), local_files_only=True)
-        except (OSError, ValueError) as error:
+            return load(str(path), local_files_only=True, trust_remote_code=False)
+        except _load_errors() as error:
             raise PretrainedModelNotFoundError(
-                f"{what}: the directory {path} does not hold a complete model ({error})"
+                f"{what}: the directory {path} does not hold a complete, loadable model "
+                f"({type(error).__name__}: {short_repr(str(error), 300)[1:-1]})"
             ) from None
     if _looks_like_path(name_or_path):
+        if path.is_file() or path.suffix in (".ckpt", ".pt", ".pth", ".bin", ".safetensors"):
+            raise PretrainedModelNotFoundError(
+                f"{what}: {path} is a file{'' if path.is_file() else ' name'} (a checkpoint such as laion_clap's "
+                ".ckpt / .pt), not a model directory; cuecraft loads transformers models: convert the checkpoint "
+                "to a transformers ClapModel directory (transformers' "
+                "models/clap/convert_clap_original_pytorch_to_hf.py --checkpoint_path FILE "
+                "--pytorch_dump_folder_path DIR, then save the ClapProcessor of laion/clap-htsat-unfused beside "
+                "it) and name that directory, or name a hub model such as laion/larger_clap_music")
         raise PretrainedModelNotFoundError(f"{what}: no such directory: {path}")
-    try:
-        return load(name_or_path, local_files_only=True)
-    except (OSError, ValueError):
-        pass
+    snapshot = _cached_snapshot(name_or_path)
+    incomplete = False
+    if snapshot is not None:  # in the cache: it must be as whole as a local folder
+        try:
+            check_model_folder(snapshot, f"{what} ({name_or_path} in the Hugging Face cache)", tokenizer=tokenizer)
+        except PretrainedModelNotFoundError:
+            if not (allow_download or _DOWNLOADS.get()):
+                raise
+            incomplete = True  # the download below fetches what is missing
+    if not incomplete:
+        try:
+            return load(name_or_path, local_files_only=True, trust_remote_code=False)
+        except _load_errors():
+            pass
     how = (f"give a local directory holding the model, or put it in the Hugging Face cache first "
            f"(`hf download {name_or_path}` on a machine with network)")
-    if not allow_download:
+    if not (allow_download or _DOWNLOADS.get()):
         raise PretrainedModelNotFoundError(
             f"{what}: model {name_or_path!r} is not in the Hugging Face cache and downloads are off. "
-            f"To fix: {how}, or pass allow_download=True."
+            f"To fix: {how}, or allow downloads (allow_download=True; on the command line --allow-download)."
         ) from None
     if not _hub_reachable():
         raise PretrainedModelNotFoundError(
             f"{what}: model {name_or_path!r} is not in the Hugging Face cache and the hub cannot be "
             f"reached from this machine. To fix: {how}."
         )
-    return load(name_or_path, local_files_only=False)
+    return load(name_or_path, local_files_only=False, trust_remote_code=False)
 
 
 def check_autocast_dtype(value: Any) -> list[str]:

@@ -8,9 +8,13 @@ Every one of them:
 - is frozen by default (``enable_grad=False``): the encoder takes no gradient, stays in eval mode,
   is left out of the state dict, and still follows ``.to(device)`` and dtype changes;
 - runs the encoder under autocast in ``autocast_dtype`` (float32, bfloat16 or float16);
-- masks padding; an empty string is fully masked and None gives the null condition;
+- masks padding; an empty string is fully masked (unless ``empty_text="embed"``: then it is
+  encoded as the tokenizer makes it, e.g. T5's ``</s>``, one real token, as stable-audio-tools
+  does) and None gives the null condition;
 - keeps an LRU of encoder outputs (``cache_size`` rows; 0 turns it off) used only at inference
-  (eval mode, no grad), keyed by the token ids, so a repeated prompt is not re-encoded.
+  (eval mode, no grad), keyed by the token ids, so a repeated prompt is not re-encoded. Missing
+  rows are encoded at the batch's padded layout (with ``padding="max_length"``: all max_length
+  positions), so a cached row is the row an uncached batch gives.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from cuecraft.attributes import AttributeValue
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, check_int
 from cuecraft.conditioners.pretrained import (
+    AUTOCAST_DTYPES,
     EmbeddingLRU,
     autocast,
     check_autocast_dtype,
@@ -42,6 +47,7 @@ from cuecraft.conditioners.registry import register_conditioner
 from cuecraft.errors import ConfigError
 
 PADDING = ("longest", "max_length")
+EMPTY_TEXT = ("null", "embed")  # "": the null condition, or encoded as the tokenizer makes it
 _PUNCTUATION = re.compile(r"[^\w\s']")
 
 
@@ -66,7 +72,8 @@ def normalize_text(text: str) -> str:
 
 
 def check_text_options(*, max_length: Any, padding: Any, enable_grad: Any, autocast_dtype: Any,
-                       normalize_text: Any, word_dropout: Any, cache_size: Any) -> list[str]:
+                       normalize_text: Any, word_dropout: Any, cache_size: Any, empty_text: Any = "null",
+                       encoder_dtype: Any = "float32") -> list[str]:
     """ConfigError lines for the settings every transformer text conditioner shares."""
     problems = [] if max_length is None else check_int("max_length", max_length, minimum=1)
     if padding not in PADDING:
@@ -78,6 +85,10 @@ def check_text_options(*, max_length: Any, padding: Any, enable_grad: Any, autoc
     if isinstance(word_dropout, bool) or not isinstance(word_dropout, (int, float)) or not 0 <= word_dropout < 1:
         problems.append(f"word_dropout: expected a probability in [0, 1); got {word_dropout!r}")
     problems += check_int("cache_size", cache_size, minimum=0)
+    if empty_text not in EMPTY_TEXT:
+        problems.append(f"empty_text: expected one of {', '.join(EMPTY_TEXT)}; got {empty_text!r}")
+    if encoder_dtype not in AUTOCAST_DTYPES:
+        problems.append(f"encoder_dtype: expected one of {', '.join(AUTOCAST_DTYPES)}; got {encoder_dtype!r}")
     return problems
 
 
@@ -93,8 +104,15 @@ class TransformerTextConditioner(BaseConditioner):
     def __init__(self, encoder: nn.Module, tokenizer: Any, dim: int, output_dim: int | None, *,
                  max_length: int, pooled: bool, project_out: bool = False, padding: str = "longest",
                  enable_grad: bool = False, autocast_dtype: str = "float32", normalize_text: bool = False,
-                 word_dropout: float = 0.0, cache_size: int = 1024):
+                 word_dropout: float = 0.0, cache_size: int = 1024, empty_text: str = "null",
+                 encoder_dtype: str = "float32"):
         super().__init__(dim, dim if output_dim is None else output_dim, project_out)
+        self.empty_text = empty_text
+        # The encoder's weights stay in this dtype whatever .to() does (stable-audio-tools runs T5
+        # in float16, on every device); its output is cast to the projection's dtype.
+        self.encoder_dtype = encoder_dtype
+        if encoder_dtype != "float32":
+            encoder = encoder.to(AUTOCAST_DTYPES[encoder_dtype])
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -131,7 +149,10 @@ class TransformerTextConditioner(BaseConditioner):
                          generator: torch.Generator | None = None) -> TextTokens:
         texts = [self.prepare_text(t, train=train, generator=generator) if t else ""  # type: ignore[arg-type]
                  for t in values]
-        present = torch.tensor([bool(t.strip()) for t in texts])
+        if self.empty_text == "embed":  # "" is encoded (T5: "</s>", one real token); None is null
+            present = torch.tensor([v is not None for v in values])
+        else:
+            present = torch.tensor([bool(t.strip()) for t in texts])
         encoded = self.tokenizer(texts, padding=self.padding, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         full_lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
@@ -150,8 +171,22 @@ class TransformerTextConditioner(BaseConditioner):
     def run_encoder(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, dim] token features, or [B, 1, dim] when pooled."""
 
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> TransformerTextConditioner:
+        super()._apply(fn, *args, **kwargs)
+        if self.encoder_dtype != "float32":  # a fixed encoder dtype survives .to(dtype) / .float()
+            self.encoder.to(AUTOCAST_DTYPES[self.encoder_dtype])
+        return self
+
+    def _output_dtype(self) -> torch.dtype:
+        """The dtype of the encoder's output: the encoder's, or with a fixed ``encoder_dtype``
+        the projection's (float32 without one)."""
+        if self.encoder_dtype == "float32":
+            return next(self.encoder.parameters()).dtype
+        weight = getattr(self.proj_out, "weight", None)
+        return weight.dtype if isinstance(weight, torch.Tensor) else torch.float32
+
     def _encode(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        dtype = next(self.encoder.parameters()).dtype
+        dtype = self._output_dtype()
         with torch.set_grad_enabled(self.enable_grad and torch.is_grad_enabled()), \
                 autocast(ids.device, self.autocast_dtype):
             hidden = self.run_encoder(ids, attention_mask)
@@ -168,14 +203,15 @@ class TransformerTextConditioner(BaseConditioner):
     def _encode_cached(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         assert self._lru is not None
         lengths = attention_mask.sum(dim=1).tolist()
-        dtype = next(self.encoder.parameters()).dtype
-        context = (ids.device, dtype, self.autocast_dtype)
+        dtype = self._output_dtype()
+        fixed = self.padding == "max_length"  # encode at the padded layout an uncached batch has
+        context = (ids.device, dtype, self.autocast_dtype, self.encoder_dtype, ids.shape[1] if fixed else None)
         keys = [(context, tuple(row[:n])) for row, n in zip(ids.tolist(), lengths)]
         rows: list[torch.Tensor | None] = [self._lru.get(key) for key in keys]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            longest = max(lengths[i] for i in missing)
-            hidden = self._encode(ids[missing, :longest], attention_mask[missing, :longest])
+            width = ids.shape[1] if fixed else max(lengths[i] for i in missing)
+            hidden = self._encode(ids[missing, :width], attention_mask[missing, :width])
             for j, i in enumerate(missing):
                 # A copy, so an entry does not keep the whole batch's output alive.
                 rows[i] = (hidden[j] if self.pooled else hidden[j, : lengths[i]]).clone()
@@ -198,7 +234,8 @@ class TransformerTextConditioner(BaseConditioner):
 
     def extra_repr(self) -> str:
         return (f"max_length={self.max_length}, padding={self.padding!r}, frozen={not self.enable_grad}, "
-                f"autocast_dtype={self.autocast_dtype!r}, " + super().extra_repr())
+                f"autocast_dtype={self.autocast_dtype!r}, empty_text={self.empty_text!r}, "
+                f"encoder_dtype={self.encoder_dtype!r}, " + super().extra_repr())
 
 
 @register_conditioner("t5")
@@ -210,7 +247,12 @@ class T5Conditioner(TransformerTextConditioner):
         t5_model_name: a hub name (looked up in the Hugging Face cache) or a local directory
             holding a T5 model and its tokenizer.
         max_length: tokens kept per text (longer texts are truncated, with a warning).
-        padding: ``longest`` (pad to the batch's longest) or ``max_length`` (always T = max_length).
+        padding: ``longest`` (pad to the batch's longest) or ``max_length`` (always T = max_length,
+            stable-audio-tools' layout).
+        empty_text: ``null`` ("" is the null condition) or ``embed`` ("" is encoded: T5's
+            ``</s>``, one real token, as stable-audio-tools does).
+        encoder_dtype: the encoder's weight dtype, kept through ``.to()`` (``float16`` is
+            stable-audio-tools', on CPU too); the output is cast to the projection's dtype.
         enable_grad: fine-tune the encoder (it then joins the state dict).
         autocast_dtype, normalize_text, word_dropout, cache_size, project_out: see the module.
         allow_download: let a missing hub model be downloaded (checked to be reachable first).
@@ -219,9 +261,11 @@ class T5Conditioner(TransformerTextConditioner):
     def __init__(self, output_dim: int, t5_model_name: str = "t5-base", max_length: int = 128,
                  enable_grad: bool = False, project_out: bool = False, autocast_dtype: str = "float32",
                  padding: str = "longest", normalize_text: bool = False, word_dropout: float = 0.0,
-                 cache_size: int = 1024, allow_download: bool = False):
+                 cache_size: int = 1024, allow_download: bool = False, empty_text: str = "null",
+                 encoder_dtype: str = "float32"):
         options = dict(padding=padding, enable_grad=enable_grad, autocast_dtype=autocast_dtype,
-                       normalize_text=normalize_text, word_dropout=word_dropout, cache_size=cache_size)
+                       normalize_text=normalize_text, word_dropout=word_dropout, cache_size=cache_size,
+                       empty_text=empty_text, encoder_dtype=encoder_dtype)
         problems = check_text_options(max_length=max_length, **options)
         if problems:
             raise ConfigError(problems)

@@ -21,11 +21,18 @@ Unknown keys, wrong types and out-of-range values are errors whose path names th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import AllowInfNan, BaseModel, Strict, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
+from cuecraft._text import short_name, short_repr
 from cuecraft.errors import ConfigError
+
+# Every real-valued setting is finite (NaN or Infinity would give NaN conditions).
+# An int is a real too, within float range (a 400-digit int would overflow converting).
+MAX_REAL = 10**300
+Real = Annotated[float, Strict(), AllowInfNan(False)] | Annotated[StrictInt, Field(ge=-MAX_REAL, le=MAX_REAL)]
+MAX_WIDTH = 2**16  # the largest cond_dim or backbone width a config may ask for
 from cuecraft.fuser import FUSER_ROLES
 
 
@@ -42,30 +49,39 @@ class ConditionerSpec(_Strict):
 
 class FuserSpec(_Strict):
     cross_attention_pos_emb: StrictBool = False  # sinusoidal positions on the cross-attention source
-    cross_attention_pos_emb_scale: StrictFloat | StrictInt = 1.0
+    cross_attention_pos_emb_scale: Real = 1.0
+    prepend_order: StrictStr = "listed"  # "listed" or "reversed" (AudioCraft's: the last first)
 
 
 class DropoutSpec(_Strict):
-    cfg: StrictFloat | StrictInt = Field(default=0.0, ge=0, le=1)  # classifier-free guidance dropout
-    attributes: dict[StrictStr, dict[StrictStr, StrictFloat | StrictInt]] = Field(default_factory=dict)
+    cfg: Real = Field(default=0.0, ge=0, le=1)  # classifier-free guidance dropout
+    attributes: dict[StrictStr, dict[StrictStr, Real]] = Field(default_factory=dict)
+    per: StrictStr = "item"  # draws per "item", or once per "batch" (AudioCraft's, compat exact)
+    # Attribute kinds CFG (dropout and the unconditional branch) leaves as they are (AudioCraft's:
+    # joint_embed, its CLAP is never dropped; compat exact).
+    cfg_keep_kinds: list[StrictStr] = Field(default_factory=list)
 
 
 class GuidanceSpec(_Strict):
-    scale: StrictFloat | StrictInt = Field(default=1.0, ge=0)  # classifier-free guidance scale at inference
-    rescale_phi: StrictFloat | StrictInt = Field(default=0.0, ge=0, le=1)  # std rescaling (0: off)
+    scale: Real = Field(default=1.0, ge=0)  # classifier-free guidance scale at inference
+    rescale_phi: Real = Field(default=0.0, ge=0, le=1)  # std rescaling (0: off)
+    # Roles the unconditional branch keeps from the conditional one (stable-audio-tools: global,
+    # input_concat), and how it makes the rest: "attributes" (null conditions) or "zeros".
+    keep_roles: list[StrictStr] = Field(default_factory=list)
+    null: StrictStr = "attributes"
 
 
 class BackboneSpec(_Strict):
     """Widths the backbone expects; each given one is checked against the routed conditions."""
 
-    cross_attention_dim: StrictInt | None = Field(default=None, ge=1)  # token width of ``cross``
-    global_dim: StrictInt | None = Field(default=None, ge=1)  # ΣD of ``global``
-    prepend_dim: StrictInt | None = Field(default=None, ge=1)  # token width of ``prepend``
-    input_concat_dim: StrictInt | None = Field(default=None, ge=1)  # ΣD of ``input_concat``
+    cross_attention_dim: StrictInt | None = Field(default=None, ge=1, le=MAX_WIDTH)  # token width of ``cross``
+    global_dim: StrictInt | None = Field(default=None, ge=1, le=MAX_WIDTH)  # ΣD of ``global``
+    prepend_dim: StrictInt | None = Field(default=None, ge=1, le=MAX_WIDTH)  # token width of ``prepend``
+    input_concat_dim: StrictInt | None = Field(default=None, ge=1, le=MAX_WIDTH)  # ΣD of ``input_concat``
 
 
 class ConditioningConfig(_Strict):
-    cond_dim: StrictInt = Field(ge=1)  # output_dim given to conditioners that do not set their own
+    cond_dim: StrictInt = Field(ge=1, le=MAX_WIDTH)  # output_dim given to conditioners that do not set their own
     conditioners: list[ConditionerSpec] = Field(min_length=1)
     default_keys: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     # Conditions whose metadata values are already embeddings ([T, D] or [D] tensors).
@@ -80,7 +96,8 @@ def field_path(location: tuple[Any, ...]) -> str:
     """('conditioners', 2, 'config') -> 'conditioners[2].config'."""
     path = ""
     for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        part = part if isinstance(part, int) else short_name(part)
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
     return path or "(top level)"
 
 
@@ -96,16 +113,16 @@ def parse_config(data: Any) -> ConditioningConfig:
     ids = [spec.id for spec in config.conditioners]
     for i, spec in enumerate(config.conditioners):
         if ids.index(spec.id) != i:
-            problems.append(f"conditioners[{i}].id: {spec.id!r} is already used by conditioners[{ids.index(spec.id)}]")
+            problems.append(f"conditioners[{i}].id: {short_repr(spec.id)} is already used by conditioners[{ids.index(spec.id)}]")
         for j, role in enumerate(spec.roles):
             if role not in FUSER_ROLES:
-                problems.append(f"conditioners[{i}].roles[{j}]: unknown role {role!r}; valid roles: {', '.join(FUSER_ROLES)}")
+                problems.append(f"conditioners[{i}].roles[{j}]: unknown role {short_repr(role)}; valid roles: {', '.join(FUSER_ROLES)}")
     for i, key in enumerate(config.pre_encoded_keys):
         if key not in ids:
-            problems.append(f"pre_encoded_keys[{i}]: no conditioner has id {key!r}; ids: {ids}")
+            problems.append(f"pre_encoded_keys[{i}]: no conditioner has id {short_repr(key)}; ids: {short_repr(ids, 200)}")
     for name in config.default_keys:
         if name not in ids:
-            problems.append(f"default_keys.{name}: no conditioner has id {name!r}; ids: {ids}")
+            problems.append(f"default_keys.{short_name(name)}: no conditioner has id {short_repr(name)}; ids: {short_repr(ids, 200)}")
     if problems:
         raise ConfigError(problems)
     return config
@@ -117,5 +134,4 @@ def dump_config(config: ConditioningConfig) -> dict[str, Any]:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return short_repr(value)

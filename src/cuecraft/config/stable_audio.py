@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cuecraft.config.translate import Translation, check_keys, raise_if
+from cuecraft._text import short_repr
+from cuecraft.config.translate import Translation, check_keys
 from cuecraft.errors import ConfigError
 
 ROLE_KEYS = {
@@ -37,7 +38,8 @@ NOT_USED = {"clap_text": ("audio_model_type", "enable_fusion"), "clap_audio": ("
 def is_stable_audio(data: Any) -> bool:
     return isinstance(data, dict) and (
         isinstance(data.get("model"), dict) and "conditioning" in data["model"]
-        or "configs" in data and "cond_dim" in data and "model" not in data)
+        or "configs" in data and "cond_dim" in data and "model" not in data
+        or isinstance(data.get("conditioning"), dict) and "model" not in data)
 
 
 def read_stable_audio(data: dict[str, Any]) -> Translation:
@@ -55,6 +57,9 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
         if diffusion is not None and not isinstance(diffusion, dict):
             problems.append(f"model.diffusion: expected a mapping; got {type(diffusion).__name__}")
             diffusion = {}
+    elif isinstance(data.get("conditioning"), dict):  # the block as the documentation shows it
+        ignored += [key for key in data if key != "conditioning"]
+        conditioning, base, diffusion = data["conditioning"], "conditioning", None
     else:
         conditioning, base, diffusion = data, "", None
     conditioning = check_keys(conditioning, base or "(top level)", CONDITIONING_KEYS, problems)
@@ -62,11 +67,12 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
 
     roles: dict[str, list[str]] = {}
     backbone: dict[str, int] = {}
+    backbone_paths: dict[str, str] = {}
     if isinstance(diffusion, dict):
         for key, role in ROLE_KEYS.items():
             ids = diffusion.get(key) or []
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                problems.append(f"model.diffusion.{key}: expected a list of condition ids; got {ids!r}")
+                problems.append(f"model.diffusion.{key}: expected a list of condition ids; got {short_repr(ids)}")
                 continue
             for condition_id in ids:
                 roles.setdefault(condition_id, []).append(role)
@@ -75,6 +81,7 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
         for peer_key, value in backbone_config.items():
             if peer_key in BACKBONE_KEYS and isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 backbone[BACKBONE_KEYS[peer_key]] = value
+                backbone_paths[f"backbone.{BACKBONE_KEYS[peer_key]}"] = f"model.diffusion.config.{peer_key}"
             else:
                 ignored.append(f"model.diffusion.config.{peer_key}")
     else:
@@ -93,7 +100,7 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
             continue
         kind, settings = item.get("type"), item.get("config") or {}
         if not isinstance(kind, str) or not isinstance(settings, dict):
-            problems.append(f"{item_path}: expected a str type and a mapping config; got type {kind!r}, "
+            problems.append(f"{item_path}: expected a str type and a mapping config; got type {short_repr(kind)}, "
                             f"config {type(settings).__name__}")
             continue
         settings = dict(settings)
@@ -107,17 +114,19 @@ def read_stable_audio(data: dict[str, Any]) -> Translation:
                 ignored.append(f"{item_path}.config.{unused}")
         condition_id = item.get("id")
         if not isinstance(condition_id, str):
-            problems.append(f"{item_path}.id: expected a str; got {condition_id!r}")
+            problems.append(f"{item_path}.id: expected a str; got {short_repr(condition_id)}")
             continue
         item_roles = roles.pop(condition_id, []) if diffusion is not None else ["cross"]
         if not item_roles:
-            problems.append(f"{item_path}: condition {condition_id!r} is routed to no role by model.diffusion "
-                            f"({', '.join(ROLE_KEYS)})")
+            problems.append(f"{item_path}: condition {short_repr(condition_id)} is routed to no role by "
+                            f"model.diffusion ({', '.join(ROLE_KEYS)})")
+            translation.unresolved.add(f"{item_path}.roles")
         conditioners.append({"id": condition_id, "type": kind, "config": settings, "roles": item_roles})
     for condition_id in roles:
-        problems.append(f"model.diffusion: routes {condition_id!r}, which no conditioner in "
+        problems.append(f"model.diffusion: routes {short_repr(condition_id)}, which no conditioner in "
                         f"{prefix}configs has as its id")
-    raise_if(problems)
+    translation.problems = problems
+    translation.paths.update(backbone_paths)
     canonical: dict[str, Any] = {"cond_dim": conditioning.get("cond_dim"), "conditioners": conditioners}
     for key in ("default_keys", "pre_encoded_keys"):
         if key in conditioning:

@@ -3,14 +3,17 @@
 stable-audio-tools keeps them under ``...conditioner.conditioners.<id>.*`` and AudioCraft under
 ``...condition_provider.conditioners.<name>.*`` (its ``output_proj`` is cuecraft's ``proj_out``).
 Loading is strict by default: missing keys, unexpected keys and shape mismatches are reported
-together, and nothing is loaded unless everything fits.
+together, and nothing is loaded unless everything fits. The peers' known non-parameter buffers
+(``KNOWN_BUFFERS``: MusicGen-melody's spectrogram window) hold no weights: each is checked against
+the value cuecraft computes itself and reported as checked; a different value is an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -25,6 +28,24 @@ PREFIXES = {
 RENAMES = {"stable-audio-tools": (), "audiocraft": (("output_proj.", "proj_out."),)}
 
 
+def _chroma_window(conditioner: Any) -> torch.Tensor | None:
+    """AudioCraft's ``chroma.spec.window`` (torchaudio's Spectrogram: a periodic Hann window of
+    n_fft samples) as cuecraft's chroma_stem computes its spectrogram."""
+    extractor = getattr(conditioner, "extractor", None)
+    if extractor is None or not hasattr(extractor, "n_fft"):
+        return None
+    return torch.hann_window(extractor.n_fft, periodic=True, dtype=torch.float64)
+
+
+# Buffers of the peers' conditioners that are not weights: ``{format: {parameter name inside a
+# conditioner: cuecraft's own value for that conditioner, or None when it has no such thing}}``.
+KNOWN_BUFFERS: dict[str, dict[str, Callable[[Any], torch.Tensor | None]]] = {
+    "stable-audio-tools": {},
+    "audiocraft": {"chroma.spec.window": _chroma_window},
+}
+BUFFER_TOLERANCE = 1e-6  # float32 rounding of the window
+
+
 @dataclass(frozen=True)
 class WeightsReport:
     """What a load did: provider keys loaded, provider keys the checkpoint lacks, and checkpoint
@@ -34,10 +55,13 @@ class WeightsReport:
     loaded: list[str]
     missing: list[str]
     unexpected: list[str]
+    # Known non-parameter buffers of the checkpoint, found equal to cuecraft's own values.
+    checked: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
+        checked = f"; buffers checked equal to cuecraft's: {self.checked}" if self.checked else ""
         return (f"{len(self.loaded)} tensors loaded from a {self.format} checkpoint; missing: "
-                f"{self.missing or 'none'}; unexpected: {self.unexpected or 'none'}")
+                f"{self.missing or 'none'}; unexpected: {self.unexpected or 'none'}{checked}")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -100,6 +124,8 @@ def load_peer_weights(provider: ConditionProvider, checkpoint: str | Path | Mapp
     """
     state = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
     format, mapped = conditioner_weights(state, format)
+    checked = _check_known_buffers(provider, format, mapped)
+    mapped = {k: v for k, v in mapped.items() if k not in checked}
     expected = provider.state_dict()
     missing = sorted(set(expected) - set(mapped))
     unexpected = sorted(set(mapped) - set(expected))
@@ -110,4 +136,27 @@ def load_peer_weights(provider: ConditionProvider, checkpoint: str | Path | Mapp
                            f"unexpected {unexpected or 'none'}; shape mismatches {mismatched or 'none'}")
     usable = {k: v for k, v in mapped.items() if k in expected}
     provider.load_state_dict(usable, strict=False)
-    return WeightsReport(format, sorted(usable), missing, unexpected)
+    return WeightsReport(format, sorted(usable), missing, unexpected, sorted(checked))
+
+
+def _check_known_buffers(provider: ConditionProvider, format: str, mapped: Mapping[str, torch.Tensor]) -> set[str]:
+    """The keys of ``mapped`` that are known peer buffers equal to cuecraft's own values; a known
+    buffer with another value is a WeightsError (the peer's features would differ)."""
+    checked, problems = set(), []
+    for key, tensor in mapped.items():
+        _, name, parameter = (key.split(".", 2) + ["", ""])[:3]
+        compute = KNOWN_BUFFERS[format].get(parameter)
+        conditioner = provider.conditioners[name] if name in provider.conditioners else None
+        own = compute(conditioner) if compute is not None and conditioner is not None else None
+        if own is None:
+            continue  # not a known buffer here: reported as unexpected, as any other key
+        if own.shape != tensor.shape or not torch.allclose(tensor.double(), own, rtol=0, atol=BUFFER_TOLERANCE):
+            difference = (f"shape {tuple(tensor.shape)} vs {tuple(own.shape)}" if own.shape != tensor.shape else
+                          f"max |difference| {float((tensor.double() - own).abs().max()):.3g}")
+            problems.append(f"{key}: the checkpoint's buffer differs from the one cuecraft computes ({difference}); "
+                            f"the {format} conditioner was built with other settings")
+        else:
+            checked.add(key)
+    if problems:
+        raise WeightsError("; ".join(problems))
+    return checked

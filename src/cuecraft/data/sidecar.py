@@ -7,7 +7,7 @@ a value of the wrong type is an error naming the file and the field instead of a
 | field | allowed | becomes |
 |---|---|---|
 | title, artist, description, name | str or null | stripped str (empty / "None" -> None) |
-| key, genre, instrument | str (genre, instrument: also a list of str) or null | lower-case str; a key with a comma (several keys) -> None, as AudioCraft |
+| key, genre, instrument | str (genre, instrument: also a list of str) or null | lower-case str; a key: its canonical name (``"A minor"``, ``cuecraft.audio.key.KEYS``) when it reads as one, a key with a comma (several keys) -> None, as AudioCraft |
 | bpm | number, numeric str or null | float > 0 |
 | moods, keywords | list of str, comma-separated str or null | lower-case ``"a, b"`` str (text conditioners read strings) |
 
@@ -33,7 +33,8 @@ from typing import Any
 
 import torch
 
-from cuecraft.errors import DatasetError
+from cuecraft.audio.key import parse_key
+from cuecraft.errors import ConditioningInputError, DatasetError
 
 CustomMetadata = Callable[[dict[str, Any], torch.Tensor], Mapping[str, Any]]
 
@@ -93,9 +94,21 @@ def _keyword(source: str, name: str, value: Any) -> str | None:
     if not isinstance(value, str):
         allowed = "a string or null" if name == "key" else "a string, a list of strings or null"
         raise _field_error(source, name, value, allowed)
-    if name == "key" and "," in value:
-        return None  # several keys given: ambiguous, dropped as AudioCraft does
+    if name == "key":
+        if "," in value:
+            return None  # several keys given: ambiguous, dropped as AudioCraft does
+        return _canonical_key(value)
     return value.strip().lower()
+
+
+def _canonical_key(value: str) -> str:
+    """A key in any spelling cuecraft reads ("Am", "a minor", "A#m") -> its canonical name in
+    ``cuecraft.audio.key.KEYS`` ("A minor", "Bb minor"), so a ``list`` conditioner over the 24 keys
+    matches every spelling; a key it cannot read stays as written (lower case)."""
+    try:
+        return parse_key(value.strip())
+    except ConditioningInputError:
+        return value.strip().lower()
 
 
 def _keyword_list(source: str, name: str, value: Any) -> str | None:

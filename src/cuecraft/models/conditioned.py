@@ -12,9 +12,42 @@ from typing import Any
 import torch
 from torch import nn
 
-from cuecraft.errors import ConditioningInputError
-from cuecraft.guidance import apply_guidance, guidance_batch
+from cuecraft.errors import ConditioningInputError, FusionError
+from cuecraft.fuser import FusedInputs
+from cuecraft.guidance import apply_guidance
 from cuecraft.stack import ConditioningStack
+
+# (FusedInputs field, its mask field or None): the fields the backbone reads; sequences of the
+# two guidance halves are right-padded to one length (zeros, mask False) before they are stacked.
+_FIELDS = (("cross_attention_src", "cross_attention_mask"), ("prepend_cond", "prepend_mask"),
+           ("global_cond", None), ("input_concat", None))
+
+
+def _pad_to(value: torch.Tensor, length: int) -> torch.Tensor:
+    """``value`` [B, T, ...] or [B, T] right-padded with zeros (False) to ``length`` along T."""
+    if value.shape[1] == length:
+        return value
+    pad = value.new_zeros((value.shape[0], length - value.shape[1], *value.shape[2:]))
+    return torch.cat([value, pad], dim=1)
+
+
+def _stack_halves(conditional: FusedInputs, other: FusedInputs) -> FusedInputs:
+    """One [2B, ...] FusedInputs: the conditional half, then the unconditional / negative one."""
+    fields: dict[str, torch.Tensor | None] = {}
+    for name, mask_name in _FIELDS:
+        first, second = getattr(conditional, name), getattr(other, name)
+        if (first is None) != (second is None):
+            raise FusionError(f"guidance: {name} is given in one branch only")
+        if first is None:
+            continue
+        if name != "global_cond":
+            length = max(first.shape[1], second.shape[1])
+            first, second = _pad_to(first, length), _pad_to(second, length)
+            if mask_name is not None:
+                masks = [_pad_to(getattr(half, mask_name), length) for half in (conditional, other)]
+                fields[mask_name] = torch.cat(masks)
+        fields[name] = torch.cat([first, second])
+    return FusedInputs(**fields)
 
 
 class ConditionedModel(nn.Module):
@@ -46,19 +79,18 @@ class ConditionedModel(nn.Module):
         """Metadata (dicts, ConditioningAttributes, ...) -> the backbone's conditioning inputs.
 
         With ``guidance`` the batch is doubled: the items, then their negative metadata (when
-        given) or their null conditions, for one backbone pass. ``train`` applies the config's
-        dropouts (not with guidance).
+        given) or their unconditional branch, for one backbone pass, both from
+        ``stack.guidance_inputs`` (so the config's ``guidance.keep_roles`` / ``guidance.null``
+        apply: a stable-audio-tools config keeps the global conditions in both halves). The
+        halves' cross-attention and prepend sequences are right-padded to one length (zeros,
+        mask False). ``train`` applies the config's dropouts (not with guidance).
         """
-        provider = self.stack.provider
         if negative_metadata is not None and not guidance:
             raise ConditioningInputError("negative metadata only takes part with guidance=True")
         if guidance:
-            attributes = provider.to_attributes(metadata)
-            negative = None if negative_metadata is None else provider.to_attributes(negative_metadata)
-            conditions = self.stack.condition(guidance_batch(attributes, negative))
+            fused = _stack_halves(*self.stack.guidance_inputs(metadata, negative_metadata))
         else:
-            conditions = self.stack.condition(metadata, train=train, generator=generator)
-        fused = self.stack.fuse(conditions)
+            fused = self.stack.fuse(self.stack.condition(metadata, train=train, generator=generator))
         inputs = {
             "cross_attn_cond": fused.cross_attention_src,
             "cross_attn_mask": fused.cross_attention_mask,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from cuecraft.errors import PretrainedModelNotFoundError
 COMPONENTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "vae": ("diffusers", "AutoencoderKL", ("config.json",)),
     "text_encoder": ("transformers", "ClapModel", ("config.json",)),
-    "tokenizer": ("transformers", "AutoTokenizer", ("tokenizer_config.json", "tokenizer.json", "vocab.json")),
+    "tokenizer": ("transformers", "AutoTokenizer", ("tokenizer.json", "vocab.json")),
     "feature_extractor": ("transformers", "ClapFeatureExtractor", ("preprocessor_config.json",)),
     "unet": ("diffusers", "UNet2DConditionModel", ("config.json",)),
     "scheduler": ("diffusers", None, ("scheduler_config.json",)),  # the class model_index.json names
@@ -65,7 +66,8 @@ def read_model_index(directory: str | Path) -> tuple[Path, dict[str, Any]]:
         elif not (path / name).is_dir():
             problems.append(f"{name}/ is missing")
         elif not any((path / name / marker).is_file() for marker in markers):
-            problems.append(f"{name}/ holds none of {', '.join(markers)}")
+            problems.append(f"{name}/ holds none of {', '.join(markers)}"
+                            + (" (without it the tokenizer would know 5 tokens)" if name == "tokenizer" else ""))
     if problems:
         raise PretrainedModelNotFoundError(f"MusicLDM model: {path} is incomplete: " + "; ".join(problems))
     return path, index
@@ -95,8 +97,10 @@ def load_components(directory: str | Path) -> dict[str, Any]:
             loader = getattr(require(library, extra=extra, purpose="the MusicLDM pipeline"), class_name)
         try:
             options = diffusers_options if library == "diffusers" and class_name is not None else {}
+            if library == "transformers":
+                options = {**options, "trust_remote_code": False}  # a folder's auto_map never runs code
             component = loader.from_pretrained(str(path / name), local_files_only=True, **options)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+        except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
             raise PretrainedModelNotFoundError(
                 f"MusicLDM model: the {name} in {path / name} cannot be loaded ({type(error).__name__}: {error})"
             ) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from cuecraft.errors import ConfigError
 from cuecraft.fuser import ConditionFuser
 from cuecraft.guidance import apply_guidance
 from cuecraft.pipelines.checks import CALLBACK_TENSOR_INPUTS, batch_size, check_inputs
+from cuecraft.pipelines.precision import PrecisionChoice, choose_precision
 from cuecraft.pipelines.ranking import Generators, Ranking, clap_audio_embeddings, rank_candidates
 from cuecraft.pipelines.schedulers import make_scheduler
 from cuecraft.provider import ConditionProvider
@@ -40,10 +42,13 @@ from cuecraft.provider import ConditionProvider
 
 @dataclass
 class MusicLDMPipelineOutput:
-    """audios: [B * K, T] waveforms (NumPy or torch), prompt by prompt, best first; or the latents
-    [B * N, C, H, W] for ``output_type="latent"``.
-    candidates: long [B, K], which of the B * N generated candidates were kept (None when N = 1
-    or for latents). scores: [B, K], their CLAP text-audio cosine similarity (None likewise)."""
+    """audios: [B * K, T] waveforms (NumPy or torch), prompt by prompt, best first (K = N unless
+    ``num_waveforms_to_keep`` says otherwise); or the latents [B * N, C, H, W] for
+    ``output_type="latent"``.
+    candidates: long [B, K], which of each prompt's own N candidates were kept, best first:
+    ``candidates[b, k]`` in [0, N) is candidate n of prompt b, row ``b * N + n`` of the generated
+    batch (None when N = 1 or for latents). scores: [B, K], their CLAP text-audio cosine
+    similarity (None likewise)."""
 
     audios: np.ndarray | torch.Tensor
     candidates: torch.Tensor | None = None
@@ -80,6 +85,7 @@ class MusicLDMPipeline:
         self.fuser = ConditionFuser({"global": ["prompt"]})
         self.fuser.check_shapes({"prompt": (1, self.embed_dim)})
         self.autocast_dtype = "float32"  # exact; see set_fast_mode
+        self.precision = PrecisionChoice("float32", "exact (the default)")
         self._compiled_unet: tuple[Any, Any] | None = None  # (unet, torch.compile(unet))
 
     def _check_components(self) -> None:
@@ -135,21 +141,39 @@ class MusicLDMPipeline:
         self.scheduler = make_scheduler(name, self.scheduler.config)
         return self
 
-    def set_fast_mode(self, autocast_dtype: str = "bfloat16", compile_unet: bool = False) -> MusicLDMPipeline:
+    def set_fast_mode(self, autocast_dtype: str = "auto", compile_unet: bool = False, *,
+                      force: bool = False) -> MusicLDMPipeline:
         """Trade exactness for speed (opt-in; ``set_fast_mode("float32")`` is the exact default).
 
-        autocast_dtype: run the UNet, VAE decoder and vocoder under autocast in this dtype
-            ("bfloat16" on CPUs with bfloat16 units, "float16" on GPUs). Latents, the scheduler,
-            the text conditioning and the ranking stay float32.
+        autocast_dtype: run the UNet, VAE decoder and vocoder under autocast in this dtype.
+            ``auto`` (default): the fastest of bfloat16 and float16 that the processor has matrix
+            units for and that a one-off matmul benchmark finds really faster; float32 otherwise
+            (see ``precision.choose_precision``). A named dtype the processor does badly (bfloat16
+            on a CPU without avx512_bf16 / amx_bf16) is not used either, with a warning saying
+            why, unless ``force``. Latents, the scheduler, the text conditioning and the ranking
+            stay float32. ``self.precision`` tells what was chosen and why.
         compile_unet: ``torch.compile`` the UNet (the first call then takes minutes to compile).
+        force: use ``autocast_dtype`` as named, even where it is slower.
         Returns the pipeline. bench/musicldm.py reports the speed-up and the deviation.
         """
-        problems = check_autocast_dtype(autocast_dtype)
+        problems = [] if autocast_dtype == "auto" else check_autocast_dtype(autocast_dtype)
+        if problems:
+            problems = [problems[0].replace("expected one of ", "expected one of auto, ")]
         if not isinstance(compile_unet, bool):
             problems.append(f"compile_unet: expected True or False; got {compile_unet!r}")
+        if not isinstance(force, bool):
+            problems.append(f"force: expected True or False; got {force!r}")
         if problems:
             raise ConfigError(problems)
-        self.autocast_dtype = autocast_dtype
+        if force and autocast_dtype != "auto":
+            choice = PrecisionChoice(autocast_dtype, f"{autocast_dtype} forced")
+        else:
+            choice = choose_precision(self.device, autocast_dtype)
+            if autocast_dtype not in ("auto", choice.dtype):
+                warnings.warn(f"set_fast_mode({autocast_dtype!r}) keeps float32: {choice.reason}; pass force=True "
+                              "to use it anyway", stacklevel=2)
+        self.precision = choice
+        self.autocast_dtype = choice.dtype
         self._compiled_unet = (self.unet, torch.compile(self.unet)) if compile_unet else None
         return self
 
@@ -251,12 +275,14 @@ class MusicLDMPipeline:
                  callback_steps: int = 1, cross_attention_kwargs: dict[str, Any] | None = None,
                  output_type: str = "np", callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-                 num_waveforms_to_keep: int = 1, clip_output: bool = False) -> MusicLDMPipelineOutput | tuple:
+                 num_waveforms_to_keep: int | None = None,
+                 clip_output: bool = False) -> MusicLDMPipelineOutput | tuple:
         """Generate B * K waveforms [B * K, T], T = round(audio_length_in_s * sample_rate).
 
         Arguments are diffusers' ``MusicLDMPipeline.__call__``'s, plus:
-            num_waveforms_to_keep: K, the best candidates returned per prompt (1 <= K <= N). With
-                N > 1 every prompt's N candidates are ranked by CLAP similarity to that prompt.
+            num_waveforms_to_keep: K, the best candidates returned per prompt (1 <= K <= N);
+                default: all N, as diffusers returns them. With N > 1 every prompt's N candidates
+                are ranked by CLAP similarity to that prompt, best first.
             clip_output: set NaNs to 0 and clip samples to [-1, 1].
         audio_length_in_s defaults to the UNet's ``sample_size`` in seconds. A negative prompt
         (str for all, or one per prompt) replaces the unconditional branch; without one it is the
@@ -272,6 +298,8 @@ class MusicLDMPipeline:
             frames = self.unet.config.sample_size * self.vae_scale_factor  # latent frames -> mel frames
             audio_length_in_s = frames * self.hop_length / self.sample_rate
         n_samples = self.samples_for(audio_length_in_s)
+        if num_waveforms_to_keep is None and isinstance(num_waveforms_per_prompt, int):
+            num_waveforms_to_keep = num_waveforms_per_prompt  # all of them, ranked
         check_inputs(
             prompt=prompt, negative_prompt=negative_prompt, prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds, audio_length_in_s=audio_length_in_s,
@@ -317,8 +345,9 @@ class MusicLDMPipeline:
         waveforms = F.pad(waveforms[:, :n_samples], (0, max(0, n_samples - waveforms.shape[1])))
         candidates = scores = None
         if count > 1:
-            candidates, scores = self.rank(cond, waveforms, num_waveforms_to_keep, generator)
-            waveforms = waveforms[candidates.reshape(-1)]  # [B * K, T]
+            ranked, scores = self.rank(cond, waveforms, num_waveforms_to_keep, generator)
+            waveforms = waveforms[ranked.reshape(-1)]  # [B * K, T]
+            candidates = ranked - torch.arange(batch).unsqueeze(1) * count  # each prompt's own: [B, K] in [0, N)
         if clip_output:
             waveforms = torch.nan_to_num(waveforms, nan=0.0).clamp(-1.0, 1.0)
         audios = waveforms.numpy() if output_type == "np" else waveforms

@@ -1,7 +1,8 @@
 """Named generation settings for the MusicLDM pipeline.
 
 - ``diffusers``: the defaults of diffusers' ``MusicLDMPipeline`` (and of cuecraft's ``__call__``):
-  200 steps, guidance 2.0, deterministic DDIM (eta 0), one waveform per prompt, output as decoded.
+  200 steps, guidance 2.0, deterministic DDIM (eta 0), one waveform per prompt, all the waveforms
+  generated returned (ranked best first), output as decoded.
 - ``original``: the inference of the MusicLDM paper's code: stochastic DDIM (eta 1.0), five
   candidates per prompt of which the best by CLAP text-audio similarity is kept, and the
   waveform cleaned for writing (NaNs to 0, clipped to [-1, 1]).
@@ -28,7 +29,7 @@ class MusicLDMPreset:
     guidance_scale: float  # classifier-free guidance weight (> 1 turns guidance on)
     eta: float  # DDIM's eta: 0 deterministic, 1 as stochastic as DDPM (DDIM only)
     num_waveforms_per_prompt: int  # candidates generated per prompt
-    num_waveforms_to_keep: int  # best candidates returned per prompt, by CLAP similarity
+    num_waveforms_to_keep: int | None  # best candidates returned per prompt, by CLAP similarity (None: all)
     clip_output: bool  # NaNs to 0 and samples clipped to [-1, 1]
 
     def kwargs(self) -> dict[str, Any]:
@@ -38,7 +39,7 @@ class MusicLDMPreset:
 
 PRESETS = MappingProxyType({
     "diffusers": MusicLDMPreset(num_inference_steps=200, guidance_scale=2.0, eta=0.0, num_waveforms_per_prompt=1,
-                                num_waveforms_to_keep=1, clip_output=False),
+                                num_waveforms_to_keep=None, clip_output=False),
     "original": MusicLDMPreset(num_inference_steps=200, guidance_scale=2.0, eta=1.0, num_waveforms_per_prompt=5,
                                num_waveforms_to_keep=1, clip_output=True),
 })

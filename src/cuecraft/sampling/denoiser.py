@@ -1,0 +1,147 @@
+"""``Denoiser``: a conditioned model and its objective as ``denoiser(x_t, t) -> x0_hat``, with
+classifier-free guidance at sampling time.
+
+The model is any callable ``model(x [B, D, L], t [B], fused: FusedInputs, *, x_mask=None) ->
+prediction [B, D, L]`` (``cuecraft.models.DiT``'s forward) that predicts the objective's target.
+
+Guidance acts on the model's prediction (v for the v objective, the velocity for rectified flow),
+as stable-audio-tools guides v: ``cuecraft.guidance.apply_guidance`` splits a [2B] prediction into
+conditional and negative/unconditional halves. The combination u + s (c - u) is the same whether
+taken on the prediction or on x0_hat (both objectives' ``denoised`` is affine in the prediction
+with the same x_t), so only the rescale differs by the choice: with ``rescale_phi`` the std
+(over channels D, per frame) matched is that of the conditional *prediction*.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from cuecraft.errors import GenerationInputError
+from cuecraft.fuser import FusedInputs
+from cuecraft.guidance import apply_guidance
+from cuecraft.models.objectives import Objective
+from cuecraft.sampling.fused import concat_fused, fused_batch_size
+
+Model = Callable[..., torch.Tensor]
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class GuidanceOptions:
+    """Classifier-free guidance at sampling time."""
+
+    scale: float = 1.0  # 1: the conditional prediction alone (no second pass); 0: the unconditional
+    rescale_phi: float = 0.0  # in [0, 1]: blend towards the conditional prediction's std (0: off)
+    interval: tuple[float, float] = (0.0, 1.0)  # guide only for t_lo <= t <= t_hi; else conditional only
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _is_number(self.scale):
+            problems.append(f"guidance scale: expected a finite number; got {self.scale!r}")
+        if not _is_number(self.rescale_phi) or not 0.0 <= self.rescale_phi <= 1.0:
+            problems.append(f"rescale_phi: expected a number in [0, 1]; got {self.rescale_phi!r}")
+        interval = self.interval
+        if (not isinstance(interval, (tuple, list)) or len(interval) != 2 or not all(map(_is_number, interval))
+                or not 0.0 <= interval[0] <= interval[1] <= 1.0):
+            problems.append(f"guidance interval: expected (t_lo, t_hi) with 0 <= t_lo <= t_hi <= 1; got {interval!r}")
+        if problems:
+            raise GenerationInputError(problems)
+        object.__setattr__(self, "interval", (float(interval[0]), float(interval[1])))
+
+    @property
+    def guides(self) -> bool:
+        """Whether any step needs the unconditional pass."""
+        return self.scale != 1.0
+
+
+class Denoiser:
+    """``denoiser(x_t [B, D, L], t [B]) -> x0_hat [B, D, L]`` for ``model`` under ``objective``.
+
+    Args:
+        model: ``model(x, t, fused, *, x_mask=None) -> prediction`` (see the module docstring).
+        objective: the objective the model was trained with.
+        fused: the conditions, ``FusedInputs`` with batch B (fused without an input sequence:
+            the model receives x itself).
+        negative: the other half of the guidance batch, also B: the null conditions (the stack
+            on ``cuecraft.guidance.unconditional(attributes)``) or negative conditions. Needed
+            when ``guidance.scale != 1``.
+        guidance: ``GuidanceOptions`` (default: none).
+        x_mask: bool [B, L], True on real frames, handed to the model (doubled for guided passes).
+
+    ``model_calls`` counts the model's forward calls; ``items`` the batch items they carried.
+    A guided step is one call on 2B items (conditional then negative, concatenated by
+    ``concat_fused``); outside the guidance interval a step is one call on B items.
+    """
+
+    def __init__(self, model: Model, objective: Objective, fused: FusedInputs, *,
+                 negative: FusedInputs | None = None, guidance: GuidanceOptions | None = None,
+                 x_mask: torch.Tensor | None = None):
+        guidance = GuidanceOptions() if guidance is None else guidance
+        problems = []
+        if not isinstance(objective, Objective):
+            problems.append(f"objective: expected an Objective (cuecraft.models.objectives.get_objective); "
+                            f"got {type(objective).__name__}")
+        if not isinstance(fused, FusedInputs):
+            problems.append(f"fused: expected FusedInputs; got {type(fused).__name__}")
+        if not isinstance(guidance, GuidanceOptions):
+            problems.append(f"guidance: expected GuidanceOptions; got {type(guidance).__name__}")
+        elif guidance.guides and negative is None:
+            problems.append(f"guidance scale {guidance.scale} needs the unconditional branch: pass negative= the "
+                            "null FusedInputs (conditions of cuecraft.guidance.unconditional(attributes)) or "
+                            "negative conditions")
+        if negative is not None and not isinstance(negative, FusedInputs):
+            problems.append(f"negative: expected FusedInputs; got {type(negative).__name__}")
+        if problems:
+            raise GenerationInputError(problems)
+        self.batch_size = fused_batch_size(fused)
+        if negative is not None and fused_batch_size(negative) != self.batch_size:
+            raise GenerationInputError(f"negative conditions must match the batch: {fused_batch_size(negative)} "
+                                       f"items for {self.batch_size}")
+        if x_mask is not None and (x_mask.dtype != torch.bool or x_mask.dim() != 2):
+            raise GenerationInputError(f"x_mask: expected bool [B, L]; got {x_mask.dtype} {tuple(x_mask.shape)}")
+        self.model = model
+        self.objective = objective
+        self.fused = fused
+        self.guidance = guidance
+        self.x_mask = x_mask
+        self._guided_fused = concat_fused(fused, negative) if guidance.guides else None
+        self.model_calls = 0
+        self.items = 0
+
+    def _call(self, x: torch.Tensor, t: torch.Tensor, fused: FusedInputs, x_mask: torch.Tensor | None) -> torch.Tensor:
+        self.model_calls += 1
+        self.items += x.shape[0]
+        return self.model(x, t, fused, x_mask=x_mask)
+
+    def prediction(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The (guided) model prediction at (x [B, D, L], t [B]): [B, D, L]."""
+        if self.batch_size is not None and x.shape[0] != self.batch_size:
+            raise GenerationInputError(f"x has batch {x.shape[0]} but the conditions have {self.batch_size}")
+        if self.x_mask is not None and self.x_mask.shape != (x.shape[0], x.shape[-1]):
+            raise GenerationInputError(f"x_mask must be [B, L] = [{x.shape[0]}, {x.shape[-1]}]; "
+                                       f"got {tuple(self.x_mask.shape)}")
+        t = t.expand(x.shape[0]) if t.dim() == 0 else t
+        if self._guided_fused is None:
+            return self._call(x, t, self.fused, self.x_mask)
+        low, high = self.guidance.interval
+        inside = (t >= low) & (t <= high)  # [B]
+        if not bool(inside.any()):
+            return self._call(x, t, self.fused, self.x_mask)
+        mask = None if self.x_mask is None else torch.cat((self.x_mask, self.x_mask))
+        both = self._call(torch.cat((x, x)), torch.cat((t, t)), self._guided_fused, mask)  # [2B, D, L]
+        guided = apply_guidance(both, self.guidance.scale, self.guidance.rescale_phi)
+        if bool(inside.all()):
+            return guided
+        conditional = both[: x.shape[0]]
+        return torch.where(inside.view(-1, *([1] * (x.dim() - 1))), guided, conditional)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x0_hat [B, D, L] at (x [B, D, L], t [B])."""
+        return self.objective.denoised(x, t, self.prediction(x, t))
