@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cuecraft._text import short_keys
+from cuecraft._text import short_keys, short_repr
 from cuecraft.attributes import EXPECTED, ConditioningAttributes, Route, check_column, routes_checked, to_attributes
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, Tokens, ValueTokens
@@ -46,6 +46,8 @@ class ConditionProvider(nn.Module):
             if name not in conditioners:
                 problems.append(f"pre_encoded_keys: no conditioner is named {name!r}; names: {sorted(conditioners)}")
         for name, conditioner in conditioners.items():
+            if not isinstance(name, str) or not name or "." in name:  # torch module names
+                problems.append(f"conditioners: a name must be a non-empty str without '.'; got {short_repr(name)}")
             if not isinstance(conditioner, BaseConditioner):
                 problems.append(f"conditioners.{name}: expected a BaseConditioner; got {type(conditioner).__name__}")
         for name, key in default_keys.items():

@@ -88,3 +88,18 @@ def test_huge_values_clamp_without_overflow():
     torch.testing.assert_close(numbers.condition([10**400]).embedding, numbers.condition([10]).embedding)
     ints = IntConditioner(output_dim=4, min_val=0, max_val=10)
     torch.testing.assert_close(ints.condition([10**400]).embedding, ints.condition([10]).embedding)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"min_val": 0, "max_val": 10**40 - 1}, "max_val: must be within +-1e+38 (values are scaled in float32); got 1e+40"),
+    ({"min_val": -3e38, "max_val": 1}, "min_val: must be within +-1e+38 (values are scaled in float32); got -3e+38"),
+])
+def test_number_range_beyond_float32_is_a_config_error(settings, message):
+    """Fuzz regression (bench/fuzz.py, cuecraft JSON #1638): a 40-digit max_val built, then the
+    first value raised torch's RuntimeError ("cannot be converted to type float without overflow")."""
+    with pytest.raises(ConfigError) as error:
+        NumberConditioner(output_dim=4, **settings)
+    assert message in str(error.value)
+    edge = NumberConditioner(output_dim=4, min_val=-1e38, max_val=1e38)
+    tokens = edge.tokenize([0.0, 1e38, None])
+    assert tokens.values.squeeze(1).tolist() == [0.5, 1.0, 0.0] and tokens.mask.squeeze(1).tolist() == [True, True, False]

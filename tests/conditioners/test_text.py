@@ -48,9 +48,15 @@ def test_t5_empty_and_none_are_masked(t5):
 
 def test_t5_truncation_warns_and_keeps_eos(t5):
     conditioner = t5(max_length=4)
-    with pytest.warns(UserWarning, match=r"items \[1\] are longer than max_length=4 tokens \(\[7\]\)"):
+    with pytest.warns(UserWarning, match=r"1 items are longer than max_length=4 tokens and were truncated: "
+                                         r"items 1 \(7 tokens\)$"):
         tokens = conditioner.tokenize(["fast techno", "a slow piano ballad with synths"])
     assert tokens.ids.shape == (2, 4) and tokens.ids[1, -1] == 1  # </s> kept
+    with pytest.warns(UserWarning) as caught:  # a large batch names 8 items, not all of them
+        conditioner.tokenize(["a slow piano ballad with synths"] * 50)
+    message = str(caught[0].message)
+    assert message.endswith("items 0 (7 tokens), 1 (7 tokens), 2 (7 tokens), 3 (7 tokens), 4 (7 tokens), "
+                            "5 (7 tokens), 6 (7 tokens), 7 (7 tokens) and 42 more") and len(message) < 300
 
 
 def test_t5_max_length_padding_gives_fixed_length(t5):
@@ -238,3 +244,18 @@ def test_minilm_token_features_are_masked_where_padded(minilm):
 
 def test_plain_model_directory_defaults_to_mean_pooling(tmp_path):
     assert read_sentence_layout(tmp_path) == ("mean", False, None)
+
+
+def test_large_batches_are_encoded_in_micro_batches_with_the_same_numbers(t5):
+    texts = [f"prompt number {i} with some words" for i in range(7)]
+    conditioner = t5(cache_size=0)
+    with torch.no_grad():
+        whole = conditioner.condition(texts)
+        calls = []
+        conditioner.encoder.register_forward_hook(
+            lambda module, args, kwargs, out: calls.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+        conditioner.micro_batch = 3
+        split = conditioner.condition(texts)
+    assert calls == [3, 3, 1]
+    torch.testing.assert_close(split.embedding, whole.embedding, rtol=0, atol=1e-6)
+    assert torch.equal(split.mask, whole.mask)

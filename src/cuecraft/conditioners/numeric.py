@@ -103,6 +103,9 @@ class NumberEmbedder(nn.Module):
         return self.embedding(x)
 
 
+FLOAT32_BOUND = 1e38  # |min_val|, |max_val|: float32 holds them and their difference (max ~3.4e38)
+
+
 @register_conditioner("number")
 class NumberConditioner(BaseConditioner):
     """A real number, clamped to [min_val, max_val], scaled to [0, 1] and embedded.
@@ -120,6 +123,9 @@ class NumberConditioner(BaseConditioner):
 
     def __init__(self, output_dim: int, min_val: float = 0, max_val: float = 1, project_out: bool = False):
         problems = [*check_real("min_val", min_val), *check_real("max_val", max_val)]
+        problems += [f"{name}: must be within +-{FLOAT32_BOUND:g} (values are scaled in float32); got {value:g}"
+                     for name, value in (("min_val", min_val), ("max_val", max_val))
+                     if not problems and abs(value) > FLOAT32_BOUND]
         if not problems and not min_val < max_val:
             problems.append(
                 f"max_val: must be greater than min_val ({min_val}) so values can be scaled to "

@@ -100,6 +100,9 @@ class TransformerTextConditioner(BaseConditioner):
     """
 
     kind = "text"
+    # Rows the encoder runs at once: a large batch (1,024 prompts of 256 tokens) is encoded in
+    # micro-batches, so its activations stay bounded; the rows' numbers do not change.
+    micro_batch: int = 64
 
     def __init__(self, encoder: nn.Module, tokenizer: Any, dim: int, output_dim: int | None, *,
                  max_length: int, pooled: bool, project_out: bool = False, padding: str = "longest",
@@ -158,9 +161,10 @@ class TransformerTextConditioner(BaseConditioner):
         full_lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
         truncated = [i for i, n in enumerate(full_lengths) if n > self.max_length]
         if truncated:
-            warnings.warn(f"{type(self).__name__}: items {truncated} are longer than max_length="
-                          f"{self.max_length} tokens ({[full_lengths[i] for i in truncated]}) and were "
-                          "truncated", stacklevel=2)
+            shown = ", ".join(f"{i} ({full_lengths[i]} tokens)" for i in truncated[:8])
+            more = f" and {len(truncated) - 8} more" if len(truncated) > 8 else ""
+            warnings.warn(f"{type(self).__name__}: {len(truncated)} items are longer than max_length="
+                          f"{self.max_length} tokens and were truncated: items {shown}{more}", stacklevel=2)
         attention = encoded["attention_mask"]
         mask = present[:, None] if self.pooled else attention.bool() & present[:, None]
         return TextTokens(encoded["input_ids"], attention, mask, train)
@@ -189,7 +193,12 @@ class TransformerTextConditioner(BaseConditioner):
         dtype = self._output_dtype()
         with torch.set_grad_enabled(self.enable_grad and torch.is_grad_enabled()), \
                 autocast(ids.device, self.autocast_dtype):
-            hidden = self.run_encoder(ids, attention_mask)
+            step = self.micro_batch
+            if ids.shape[0] <= step:
+                hidden = self.run_encoder(ids, attention_mask)
+            else:
+                hidden = torch.cat([self.run_encoder(ids[i: i + step], attention_mask[i: i + step])
+                                    for i in range(0, ids.shape[0], step)])
         return hidden.to(dtype)
 
     def encode(self, tokens: TextTokens) -> Condition:

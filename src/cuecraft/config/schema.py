@@ -114,6 +114,8 @@ def parse_config(data: Any) -> ConditioningConfig:
     for i, spec in enumerate(config.conditioners):
         if ids.index(spec.id) != i:
             problems.append(f"conditioners[{i}].id: {short_repr(spec.id)} is already used by conditioners[{ids.index(spec.id)}]")
+        if "." in spec.id:  # torch module names cannot hold one
+            problems.append(f"conditioners[{i}].id: must not contain '.' (ids name modules); got {short_repr(spec.id)}")
         for j, role in enumerate(spec.roles):
             if role not in FUSER_ROLES:
                 problems.append(f"conditioners[{i}].roles[{j}]: unknown role {short_repr(role)}; valid roles: {', '.join(FUSER_ROLES)}")
