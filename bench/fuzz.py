@@ -47,7 +47,7 @@ import cuecraft  # noqa: E402
 from cuecraft.config import build_stack  # noqa: E402
 from cuecraft.config.reading import parse_document  # noqa: E402
 from cuecraft.config.report import validate_config  # noqa: E402
-from cuecraft.errors import ConditioningInputError, ConfigError  # noqa: E402
+from cuecraft.errors import ConditioningInputError, ConfigError, CuecraftError  # noqa: E402
 from tests.config.test_fuzz import AUDIOCRAFT, CUECRAFT, STABLE_AUDIO  # noqa: E402
 from tests.test_metadata_fuzz import malformed_batch, stack_config  # noqa: E402
 from tests.tiny_models import tiny_clap, tiny_t5  # noqa: E402
@@ -177,6 +177,8 @@ def _interrupted(fn: Any) -> tuple[str, float, Any]:
     except MemoryError as error:
         kind, result = "memory", error
     except (ConfigError, ConditioningInputError) as error:
+        kind, result = "typed", error
+    except CuecraftError as error:  # another typed error (a pretrained model the document names is absent)
         kind, result = "typed", error
     except Exception as error:  # noqa: BLE001 - what the fuzz counts
         kind = "memory" if "allocat" in str(error)[:300] else "untyped"
