@@ -1,0 +1,56 @@
+"""What the command modules share: table and number formatting, quiet model loading, command
+groups (``cuecraft NAME ACTION``) and the rule for ``--out`` files."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Sequence
+
+from cuecraft.errors import CuecraftError
+
+
+def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:+.4f}"
+
+
+def _quiet_model_loading() -> None:
+    """The command prints its own output: turn off transformers' per-load progress bars."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.disable_progress_bar()
+
+
+def _add_group(commands: argparse._SubParsersAction, name: str, help: str,
+               description: str) -> argparse._SubParsersAction:
+    """A command with sub-actions (``cuecraft NAME ACTION``); alone it prints its help, status 2."""
+    group = commands.add_parser(name, help=help, description=description)
+
+    def no_action(args: argparse.Namespace) -> int:
+        group.print_help()
+        return 2
+
+    group.set_defaults(run=no_action)
+    return group.add_subparsers(dest=f"{name}_action", metavar="ACTION")
+
+
+def check_output_file(out: str, suffixes: Sequence[str]) -> None:
+    """The one rule for --out files: a name with one of ``suffixes``, not an existing directory,
+    in a directory that exists (nothing is created but the file)."""
+    if os.path.isdir(out):
+        raise CuecraftError(f"--out: {out} is a directory; name a file in it")
+    if not out.lower().endswith(tuple(suffixes)):
+        raise CuecraftError(f"--out must name a {' or '.join(suffixes)} file; got {out!r}")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise CuecraftError(f"--out: the directory {parent} does not exist")
