@@ -217,6 +217,9 @@ def document_outcome(data: bytes, as_yaml: bool, where: str = "") -> tuple[str, 
     for bad in ("memory", "over-time", "untyped"):
         if bad in kinds:
             return bad, False, seconds
+    if kinds[0] != kinds[1] and len(EXAMPLES) < 30:  # kept, so a disagreement can be replayed
+        EXAMPLES.append({"input": where, "outcome": "disagree", "validate": kinds[0], "build": kinds[1],
+                         "document": data[:2000].decode("utf-8", "replace")})
     return ("valid" if kinds[0] == "ok" else "typed"), kinds[0] != kinds[1], seconds
 
 
