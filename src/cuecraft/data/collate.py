@@ -67,9 +67,14 @@ class AudioBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> AudioBatch:
         """The batch with its tensors (waveforms, masks, tokens) on ``device``."""
-        tokens = None if self.tokens is None else {name: t.to(device) for name, t in self.tokens.items()}
         return replace(self, wav=self.wav.to(device, non_blocking=non_blocking),
-                       padding_mask=self.padding_mask.to(device, non_blocking=non_blocking), tokens=tokens)
+                       padding_mask=self.padding_mask.to(device, non_blocking=non_blocking),
+                       tokens=tokens_to(self.tokens, device))
+
+
+def tokens_to(tokens: dict[str, Any] | None, device: torch.device | str) -> dict[str, Any] | None:
+    """A batch's ``{name: Tokens}`` on ``device`` (None stays None)."""
+    return None if tokens is None else {name: t.to(device) for name, t in tokens.items()}
 
 
 def stack_items(items: Sequence[AudioItem]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,14 +31,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from cuecraft._optional import require
-from cuecraft.data.collate import AudioCollate
+from cuecraft.data.collate import AudioCollate, tokens_to
 from cuecraft.data.encoded import INDEX_FILE, item_files, read_info, read_item_json, representation_fingerprint
 from cuecraft.data.item import SELF_WAV
 from cuecraft.data.segments import random_start, sequential_starts
@@ -89,10 +89,9 @@ class EncodedBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> EncodedBatch:
         """The batch with its tensors (latents, mask, tokens) on ``device``."""
-        tokens = None if self.tokens is None else {name: t.to(device) for name, t in self.tokens.items()}
-        return EncodedBatch(self.latents.to(device, non_blocking=non_blocking),
-                            self.latent_mask.to(device, non_blocking=non_blocking), self.frame_rate,
-                            self.metadata, self.paths, self.seek_times, tokens, self.seed, self.dropped)
+        return replace(self, latents=self.latents.to(device, non_blocking=non_blocking),
+                       latent_mask=self.latent_mask.to(device, non_blocking=non_blocking),
+                       tokens=tokens_to(self.tokens, device))
 
 
 class EncodedDataset(torch.utils.data.Dataset):
