@@ -25,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="render a deterministic corpus: a WAV and a JSON sidecar per piece",
         description="Write ITEMS pieces into DIR: piece_NNNNNN.wav (mono, 16-bit) with piece_NNNNNN.json "
                     "(key, bpm, time signature, instruments, drums, chords, melody, beats, description, ...), "
-                    "plus corpus.json and manifest.jsonl. Piece k depends only on (seed, k). Complete "
+                    "plus corpus.json, manifest.jsonl and its parts train.jsonl and heldout.jsonl (held-out "
+                    "instrument, key and drums combinations). Piece k depends only on (seed, k). Complete "
                     "pieces are skipped, so a stopped run resumes; DIR must hold a corpus of the same "
                     "seed, seconds, sample rate and renderer, or none.",
     )

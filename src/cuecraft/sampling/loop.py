@@ -27,7 +27,7 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
            rescale_phi: float = 0.0, interval: tuple[float, float] = (0.0, 1.0),
            generator: torch.Generator | None = None, callback: Callback | None = None,
            x_mask: torch.Tensor | None = None, t_max: float = 1.0, shift: float = 1.0, eta: float = 0.0,
-           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+           dtype: torch.dtype = torch.float32, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Sample latents [B, D, L] from ``model`` conditioned on ``fused``.
 
     Args:
@@ -47,6 +47,8 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
             False are zero in the result.
         eta: DDIM's noise (0 deterministic); only with ``sampler="ddim"``.
         dtype: of the noise and the sampler state.
+        noise: the unit-variance starting noise [B, D, L] (None: drawn from ``generator``), e.g.
+            drawn per item so that an item's result does not depend on its batch.
     """
     problems = []
     if not isinstance(fused, FusedInputs):
@@ -77,6 +79,9 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
             not isinstance(x_mask, torch.Tensor) or x_mask.dtype != torch.bool or tuple(x_mask.shape) != (shape[0], shape[2])):
         problems.append(f"x_mask: expected bool [B, L] = [{shape[0]}, {shape[2]}]; got "
                         f"{getattr(x_mask, 'dtype', type(x_mask).__name__)} {tuple(getattr(x_mask, 'shape', ()))}")
+    if noise is not None and (not isinstance(noise, torch.Tensor) or tuple(noise.shape) != tuple(shape)):
+        problems.append(f"noise: expected a tensor of shape {tuple(shape)}; got "
+                        f"{tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
     if problems:
         raise GenerationInputError(problems)
     grid = make_timesteps(steps, t_max=t_max, shift=shift)
@@ -89,7 +94,9 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
     denoiser = Denoiser(model, objective, fused, negative=negative, guidance=guidance, x_mask=x_mask)
     options = {"eta": eta} if sampler == "ddim" else {}
     with torch.no_grad():
-        noise = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+        if noise is None:
+            noise = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+        noise = noise.to(device=device, dtype=dtype)
         _, sigma_start = objective.alpha_sigma(grid[0])
         x = float(sigma_start) * noise
         result = get_sampler(sampler)(denoiser, x, grid, objective=objective, generator=generator,

@@ -101,3 +101,19 @@ def load_trained(directory: str | os.PathLike[str]):
     from cuecraft.config.model import ModelParts
 
     return ModelParts(stack, representation.eval(), dit, objective)
+
+
+def export_checkpoint(run: str | os.PathLike[str], directory: str | os.PathLike[str],
+                      checkpoint: str | os.PathLike[str] | None = None) -> Path:
+    """Export the EMA weights of a run's checkpoint (default: its ``latest``) as a model directory,
+    as the trainer does at the end: for taking a model from a run that is still going or was stopped."""
+    from cuecraft.models.representation.base import load_representation
+    from cuecraft.train.checkpoint import load_checkpoint
+
+    run = Path(run)
+    found = load_checkpoint(checkpoint if checkpoint is not None else run)
+    if (found.state["config"].get("training") or {}).get("lora"):
+        raise CheckpointError(f"{found.path}: a LoRA run; let the trainer export it (resume with --max-steps)")
+    representation = load_representation(run / "representation")
+    return export_model(directory, config_data=found.state["config"], step=int(found.state["step"]),
+                        weights=found.ema, representation=representation)

@@ -1,4 +1,5 @@
-"""Writing a corpus: ``<name>.wav`` + ``<name>.json`` per item, ``corpus.json`` and ``manifest.jsonl``.
+"""Writing a corpus: ``<name>.wav`` + ``<name>.json`` per item, ``corpus.json``, ``manifest.jsonl`` (all
+items) and its two parts ``train.jsonl`` and ``heldout.jsonl`` (see ``cuecraft.data.corpus.split``).
 
 Item k of a corpus made with ``seed`` is ``sample_piece(derive_seed(seed, k), seconds=...)``, so
 each item is the same whatever the number of items or workers. Every file is written atomically,
@@ -22,9 +23,10 @@ from cuecraft._optional import require
 from cuecraft.data.corpus.compose import SECONDS_RANGE, sample_piece
 from cuecraft.data.corpus.render import SAMPLE_RATE_RANGE, render_piece
 from cuecraft.data.corpus.spec import PieceSpec, derive_seed
+from cuecraft.data.corpus.split import split_of
 from cuecraft.errors import ConfigError, DatasetError
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: "drums" is "on"/"off" (a list label), "split" names the part
 MAX_ITEMS = 10_000_000
 SYNTH_RENDERER = "cuecraft-synth"
 _SETTINGS = ("corpus_version", "seed", "seconds", "sample_rate", "renderer")  # must agree to resume
@@ -82,7 +84,8 @@ def sidecar(spec: PieceSpec, *, sample_rate: int, renderer: str, name: str) -> d
         "instruments": list(spec.instruments),
         "chord_instrument": spec.chord_instrument,
         "bass": spec.bass,
-        "drums": spec.drums,
+        "drums": "on" if spec.drums else "off",
+        "split": split_of(spec.lead, spec.key, "on" if spec.drums else "off"),
         "drum_pattern": spec.drum_pattern,
         "chords": [asdict(c) for c in spec.chords],
         "melody": [{"pitch": n.pitch, "start": n.start, "end": n.end} for n in spec.melody],
@@ -150,7 +153,8 @@ def _make_item(out: str, index: int, seed: int, seconds: float, sample_rate: int
 
 
 def _manifest_row(name: str, meta: dict) -> dict:
-    return {"path": f"{name}.wav", **{k: meta[k] for k in ("duration", "sample_rate", "key", "bpm", "description")}}
+    fields = ("duration", "sample_rate", "key", "bpm", "description", "instrument", "drums", "split")
+    return {"path": f"{name}.wav", **{k: meta[k] for k in fields}}
 
 
 def _settings(seed, seconds, sample_rate, soundfont) -> dict:
@@ -207,9 +211,11 @@ def make_corpus(out_dir: str | os.PathLike[str], *, items: int, seconds: float, 
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             for index, row, item_audio, item_cpu in pool.map(_make_item, *zip(*jobs), chunksize=8):
                 rows[index], audio, cpu = row, audio + item_audio, cpu + item_cpu
-    with atomic_write(out / "manifest.jsonl", "w", encoding="utf-8") as handle:
-        for index in range(items):
-            handle.write(json.dumps(rows[index]) + "\n")
+    for manifest, part in (("manifest.jsonl", None), ("train.jsonl", "train"), ("heldout.jsonl", "heldout")):
+        with atomic_write(out / manifest, "w", encoding="utf-8") as handle:
+            for index in range(items):
+                if part is None or rows[index]["split"] == part:
+                    handle.write(json.dumps(rows[index]) + "\n")
     wall = time.perf_counter() - wall
     report = CorpusReport(out_dir=str(out), items=items, rendered=len(todo), skipped=items - len(todo),
                           audio_seconds=audio, render_seconds=cpu, wall_seconds=wall,

@@ -1,0 +1,105 @@
+"""``cuecraft generate``: conditioned generation with the built-in model or any model ``cuecraft train`` made."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cuecraft.cli._shared import check_output_file
+
+DEFAULT_PROMPT = "an upbeat electric piano groove"
+
+
+def _progress(stream):
+    def show(done: int, total: int) -> None:
+        filled = round(30 * done / total)
+        stream.write(f"\rgenerate: [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+    return show
+
+
+def load_pipeline(model: str, device: str | None = None):
+    """The pipeline of ``--model``: ``builtin`` or an exported model directory."""
+    from cuecraft.cli._shared import _quiet_model_loading
+    from cuecraft.pipelines.generate import GenerationPipeline, load_builtin
+
+    _quiet_model_loading()
+    device = device or "cpu"
+    return load_builtin(device=device) if model == "builtin" else GenerationPipeline.from_dir(model, device=device)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from cuecraft.pipelines.generate import GenerationRequest
+    from cuecraft.pipelines.wav import finish_interrupted_sets, write_wavs
+    from cuecraft.train.media import write_spectrogram
+
+    check_output_file(args.out, (".wav",))
+    finish_interrupted_sets(Path(args.out).resolve().parent)
+    pipe = load_pipeline(args.model, args.device)
+    drums = None if args.drums is None else args.drums == "on"
+    request = GenerationRequest(prompt=args.prompt, negative_prompt=args.negative, bpm=args.bpm, key=args.key,
+                                instrument=args.instrument, drums=drums, melody=args.melody, seconds=args.seconds)
+    [result] = pipe.generate([request], steps=args.steps, guidance=args.guidance, sampler=args.sampler,
+                             seed=args.seed, candidates=args.candidates, keep=args.keep,
+                             progress=None if args.no_progress else _progress(sys.stderr))
+    paths = write_wavs(args.out, result.audio, result.sample_rate)
+    import torch
+
+    for path, clip in zip(paths, result.audio):
+        frames = pipe.representation.encode(torch.from_numpy(clip)[None, None])[0]
+        write_spectrogram(path.with_suffix(".png"), frames.float().numpy(), title=path.name)
+    outputs = [{"path": str(p), "spectrogram": str(p.with_suffix(".png")), "seconds": len(c) / result.sample_rate,
+                "measured": m, "score": s}
+               for p, c, m, s in zip(paths, result.audio, result.measured, result.scores)]
+    if args.json:
+        print(json.dumps({"model": pipe.name, "asked": result.asked,
+                          "settings": {"steps": args.steps,
+                                       "guidance": pipe.stack.guidance_scale if args.guidance is None else args.guidance, "sampler": args.sampler,
+                                       "seed": args.seed, "candidates": args.candidates},
+                          "outputs": outputs}, indent=2))
+        return 0
+    asked = ", ".join(f"{k} {v}" for k, v in result.asked.items())
+    print(f"asked: {asked}")
+    for out in outputs:
+        m = out["measured"]
+        print(f"{out['path']}: {out['seconds']:.2f} s, measured tempo {m.get('tempo')} bpm, key {m.get('key')} "
+              f"(spectrogram {out['spectrogram']})")
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    generate = commands.add_parser(
+        "generate",
+        help="generate audio that follows a prompt, tempo, key, instrument, drums and melody",
+        description="Generate audio with the built-in model (offline, on a CPU) or a model trained with "
+                    "`cuecraft train`. Every control is optional; a value the model does not know is an error "
+                    "listing what it knows. Writes OUT (and OUT_1.wav ... with --keep > 1) and a spectrogram PNG "
+                    "beside each.",
+    )
+    generate.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help=f"text prompt (default: {DEFAULT_PROMPT!r})")
+    generate.add_argument("--model", default="builtin", metavar="builtin|DIR",
+                          help="the built-in model (default) or an exported model directory (runs/NAME/model)")
+    generate.add_argument("--negative", metavar="TEXT", help="negative prompt (the guidance branch)")
+    generate.add_argument("--bpm", type=float, help="tempo in beats per minute")
+    generate.add_argument("--key", help='key, e.g. "A minor", "F# major", "Bbm"')
+    generate.add_argument("--instrument", help="lead instrument, e.g. piano")
+    generate.add_argument("--drums", choices=["on", "off"], help="drums on or off")
+    generate.add_argument("--melody", metavar="FILE", help="a recording whose melody (chroma) to follow")
+    generate.add_argument("--seconds", type=float, help="length in seconds (default: the model's training length)")
+    generate.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    generate.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    generate.add_argument("--sampler", default="dpmpp_2m", choices=["euler", "heun", "dpmpp_2m", "ddim"],
+                          help="sampler (default dpmpp_2m)")
+    generate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    generate.add_argument("--candidates", type=int, default=1, metavar="N",
+                          help="sample N candidates and keep the ones that best follow tempo and key")
+    generate.add_argument("--keep", type=int, default=1, metavar="K", help="candidates kept, best first (default 1)")
+    generate.add_argument("--out", default="generated.wav", metavar="FILE.wav", help="output WAV (default generated.wav)")
+    generate.add_argument("--device", help="cpu or cuda (default cpu)")
+    generate.add_argument("--json", action="store_true", help="print what was asked and measured as JSON")
+    generate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    generate.set_defaults(run=run_generate)
