@@ -75,3 +75,8 @@ class DatasetError(CuecraftError, ValueError):
 class CheckpointError(CuecraftError, ValueError):
     """A training checkpoint is missing, torn, of another format, or does not fit the run resuming
     from it; the message names the file and the reason."""
+
+
+class EvaluationInputError(CuecraftError, ValueError):
+    """Audio, embeddings or labels handed to an evaluation metric or classifier have the wrong
+    shape, type or values; the message says what was given and what is allowed."""

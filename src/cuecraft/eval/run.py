@@ -1,0 +1,237 @@
+"""An evaluation run: generate for every prompt row (or read audio), score, and place the figures
+between a ceiling and floors.
+
+- ``evaluate_pipeline(pipe, rows, ...)``: generates with a cuecraft generation pipeline (any object
+  with ``generate``, ``controls``, ``sample_rate`` and ``max_seconds``, e.g.
+  ``cuecraft.pipelines.generate.GenerationPipeline``), batched, then scores. A row's controls
+  that the model does not have are not given to it (they are still scored: the report's
+  ``settings.controls_not_in_model`` lists them). Floors: ``dropped`` generates every request with
+  no control at all (the unconditional model), ``shuffled`` gives request i the controls of row
+  ``permutation[i]`` (a fixed-seed permutation without fixed points where possible); both are
+  scored against the original asked values.
+- ``evaluate_audio(folder, ...)``: scores existing WAVs, each with a JSON sidecar of its asked
+  values (``cuecraft.eval.prompts``); no generation and no floor.
+- The ceiling (both): the same metrics on corpus audio with the same asked values
+  (``cuecraft.eval.references.ceiling_audio``).
+
+Instrument accuracy needs an instrument classifier (``cuecraft.eval.instrument``), CLAP score a
+CLAP model directory, novelty (SIM_AA) reference audio; each metric is absent without it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cuecraft.errors import EvaluationInputError
+from cuecraft.eval.prompts import PromptRow, parse_row
+from cuecraft.eval.references import REFERENCE_RATE, ceiling_audio, resolve_path, row_reference
+from cuecraft.eval.score import add_instruments, aggregate, score_item
+
+SHUFFLE_SEED = 1234
+NOVELTY_THRESHOLD = 0.9  # cosine; SIM_AA@0.9
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class Extras:
+    """Optional scorers: an instrument classifier, a CLAP model directory, novelty reference audio."""
+
+    classifier: Any = None  # cuecraft.eval.instrument.InstrumentClassifier or None
+    clap_model: str | None = None
+    novelty_reference: Sequence[np.ndarray] | None = None  # training audio at novelty_rate
+    novelty_rate: int = REFERENCE_RATE
+    novelty_threshold: float = NOVELTY_THRESHOLD
+
+
+@dataclass
+class EvalResult:
+    """A finished run: the report (JSON-ready) and the scored audio (float32 [T] each)."""
+
+    report: dict[str, Any]
+    audio: list[np.ndarray]
+    sample_rate: int
+    rows: list[PromptRow]
+    generated: bool
+    files: list[str] = field(default_factory=list)  # --audio: the scored WAVs
+
+
+def _score_set(audio: Sequence[np.ndarray], rate: int, rows: Sequence[PromptRow], extras: Extras, *, pitch: bool,
+               references: Sequence[Any], stage: str, progress: Progress | None) -> list[dict]:
+    items = []
+    for i, (wav, row, reference) in enumerate(zip(audio, rows, references, strict=True)):
+        items.append(score_item(wav, rate, row, reference, pitch=pitch))
+        if progress is not None:
+            progress(stage, i + 1, len(rows))
+    if extras.classifier is not None:
+        add_instruments(items, extras.classifier.predict(list(audio), rate), rows)
+    return items
+
+
+def _extra_metrics(audio: Sequence[np.ndarray], rate: int, rows: Sequence[PromptRow], extras: Extras) -> dict:
+    metrics: dict[str, float] = {}
+    if extras.clap_model is not None:
+        from cuecraft.eval.clap import clap_score
+
+        pairs = [(wav, row.prompt) for wav, row in zip(audio, rows) if row.prompt is not None]
+        if pairs:
+            scores = clap_score(extras.clap_model, [w for w, _ in pairs], rate, [t for _, t in pairs])
+            metrics["clap_score"] = float(np.mean(scores))
+    if extras.classifier is not None and extras.novelty_reference:
+        from cuecraft.eval.novelty import sim_aa
+
+        generated = extras.classifier.embed(list(audio), rate)
+        reference = extras.classifier.embed(list(extras.novelty_reference), extras.novelty_rate)
+        metrics["novelty_sim_aa"] = float(sim_aa(generated, reference, extras.novelty_threshold))
+    return metrics
+
+
+def _ceiling(rows: Sequence[PromptRow], extras: Extras, *, pitch: bool, references: Sequence[Any],
+             progress: Progress | None) -> tuple[dict[str, float], int]:
+    kept = [(row, audio, ref) for row, ref in zip(rows, references) if (audio := ceiling_audio(row)) is not None]
+    if not kept:
+        return {}, 0
+    ceiling_rows, audio, refs = [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+    items = _score_set(audio, REFERENCE_RATE, ceiling_rows, extras, pitch=pitch, references=refs, stage="ceiling",
+                       progress=progress)
+    return aggregate(items), len(kept)
+
+
+def shuffle_permutation(count: int, seed: int = SHUFFLE_SEED) -> list[int]:
+    """A fixed-seed permutation of ``range(count)`` with no fixed point (for count >= 2)."""
+    order = [int(i) for i in np.random.default_rng(seed).permutation(count)]
+    for i in range(count):
+        if order[i] == i and count > 1:
+            j = (i + 1) % count
+            order[i], order[j] = order[j], order[i]
+    return order
+
+
+def _controls(row: PromptRow, reference: Any, names: set[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {n: getattr(row, n) for n in ("prompt", "bpm", "key", "instrument", "drums")
+                              if getattr(row, n) is not None and n in names}
+    if reference is not None and reference.audio.size and "melody" in names:
+        values["melody"] = (reference.audio, reference.sample_rate)
+    return values
+
+
+def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, guidance: float | None = None,
+                      seed: int = 0, batch_size: int = 8, seconds: float | None = None, floor: bool = True,
+                      ceiling: bool = True, pitch: bool = False, extras: Extras | None = None,
+                      progress: Progress | None = None) -> EvalResult:
+    """Generate for every row with ``pipe``, score, and add the ceiling and floors (see the module
+    docstring). ``seconds`` overrides every row's length; lengths are capped at ``pipe.max_seconds``."""
+    from cuecraft.pipelines.generate import GenerationRequest
+
+    extras = extras or Extras()
+    start = time.perf_counter()
+    rows = list(rows)
+    names = set(pipe.controls)
+    references = [row_reference(row) for row in rows]
+    lengths = [min(float(seconds or row.seconds or pipe.max_seconds), float(pipe.max_seconds)) for row in rows]
+    asked_names = {n for row in rows for n in row.asked()} - {"melody_seed"}
+    if any(row.melody_seed is not None for row in rows):
+        asked_names.add("melody")
+    missing = sorted(asked_names - names)
+
+    def generate(requests: list, stage: str) -> list[np.ndarray]:
+        def step(done: int, total: int) -> None:
+            if progress is not None:
+                progress(stage, done, total)
+
+        results = pipe.generate(requests, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
+                                progress=step, measured=False)
+        return [np.asarray(r.audio[0], dtype=np.float32) for r in results]
+
+    requests = [GenerationRequest(**_controls(row, ref, names), seconds=length)
+                for row, ref, length in zip(rows, references, lengths)]
+    audio = generate(requests, "generate")
+    rate = int(pipe.sample_rate)
+    items = _score_set(audio, rate, rows, extras, pitch=pitch, references=references, stage="score", progress=progress)
+    metrics = {**aggregate(items), **_extra_metrics(audio, rate, rows, extras)}
+    report: dict[str, Any] = {"metrics": metrics, "items": items}
+    ceiling_rows = None
+    if ceiling:
+        report["ceiling"], ceiling_rows = _ceiling(rows, extras, pitch=pitch, references=references,
+                                                   progress=progress)
+    if floor:
+        dropped = generate([GenerationRequest(seconds=length) for length in lengths], "floor: dropped")
+        order = shuffle_permutation(len(rows))
+        shuffled = generate([GenerationRequest(**_controls(rows[j], references[j], names), seconds=lengths[i])
+                             for i, j in enumerate(order)], "floor: shuffled")
+        report["floor"] = {}
+        for name, floor_audio in (("dropped", dropped), ("shuffled", shuffled)):
+            floor_items = _score_set(floor_audio, rate, rows, extras, pitch=pitch, references=references,
+                                     stage=f"score {name}", progress=progress)
+            report["floor"][name] = aggregate(floor_items)
+        report["floor"]["shuffle_permutation"] = order
+    report["settings"] = {"mode": "generate", "rows": len(rows), "steps": steps, "guidance": guidance, "seed": seed,
+                          "batch_size": batch_size, "seconds": sorted(set(lengths)), "sample_rate": rate,
+                          "controls_in_model": sorted(names), "controls_not_in_model": missing,
+                          "pitch_accuracy": pitch, "classifier": extras.classifier is not None,
+                          "clap_model": extras.clap_model, "floor": floor, "ceiling_rows": ceiling_rows}
+    report["wall_seconds"] = round(time.perf_counter() - start, 2)
+    return EvalResult(report, audio, rate, rows, generated=True)
+
+
+def read_audio_folder(folder: str | Path) -> tuple[list[Path], list[PromptRow]]:
+    """The WAVs of ``folder`` (sorted, not recursive) and their sidecar rows (NAME.json beside NAME.wav)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationInputError(f"--audio {folder}: no such folder; give a folder of WAVs with JSON sidecars")
+    wavs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+    if not wavs:
+        raise EvaluationInputError(f"--audio {folder}: holds no .wav files")
+    rows = []
+    for wav in wavs:
+        sidecar = wav.with_suffix(".json")
+        if not sidecar.is_file():
+            raise EvaluationInputError(f"{wav}: no sidecar {sidecar.name} with the asked values beside it")
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise EvaluationInputError(f"{sidecar}: not readable as JSON ({error})") from None
+        row = parse_row(data, str(sidecar), sidecar=True)
+        if row.melody_path is not None:
+            from dataclasses import replace
+
+            row = replace(row, melody_path=resolve_path(row.melody_path, sidecar))
+        rows.append(row)
+    return wavs, rows
+
+
+def evaluate_audio(folder: str | Path, *, ceiling: bool = True, pitch: bool = False, extras: Extras | None = None,
+                   progress: Progress | None = None) -> EvalResult:
+    """Score the WAVs of ``folder`` against their sidecars (see ``read_audio_folder``); no floor."""
+    from cuecraft.audio.io import load_audio
+
+    extras = extras or Extras()
+    start = time.perf_counter()
+    wavs, rows = read_audio_folder(folder)
+    loaded = [load_audio(path) for path in wavs]
+    rates = {rate for _, rate in loaded}
+    if len(rates) != 1:
+        raise EvaluationInputError(f"--audio {folder}: the WAVs have several sample rates ({sorted(rates)}); give one rate")
+    rate = rates.pop()
+    audio = [wav.mean(dim=0).numpy().astype(np.float32) for wav, _ in loaded]
+    references = [row_reference(row) for row in rows]
+    items = _score_set(audio, rate, rows, extras, pitch=pitch, references=references, stage="score", progress=progress)
+    for item, path in zip(items, wavs):
+        item["file"] = path.name
+    report: dict[str, Any] = {"metrics": {**aggregate(items), **_extra_metrics(audio, rate, rows, extras)},
+                              "items": items}
+    ceiling_rows = None
+    if ceiling:
+        report["ceiling"], ceiling_rows = _ceiling(rows, extras, pitch=pitch, references=references,
+                                                   progress=progress)
+    report["settings"] = {"mode": "audio", "folder": str(folder), "rows": len(rows), "sample_rate": rate,
+                          "pitch_accuracy": pitch, "classifier": extras.classifier is not None,
+                          "clap_model": extras.clap_model, "ceiling_rows": ceiling_rows}
+    report["wall_seconds"] = round(time.perf_counter() - start, 2)
+    return EvalResult(report, audio, rate, rows, generated=False, files=[p.name for p in wavs])
