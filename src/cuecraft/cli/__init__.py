@@ -1,5 +1,6 @@
 """The ``cuecraft`` command: a thin, validated layer over the library.
 
+    cuecraft generate [PROMPT] [--bpm N] [--key K] [--instrument I] [--drums on|off] [--melody FILE] [--seconds S] [--model builtin|DIR] [--out FILE.wav] [--json] ...
     cuecraft condition [--config FILE] [--metadata FILE] [--seed N] [--train] [--json]
     cuecraft cache fill --config FILE --data DIR [--workers N] [--no-progress] [--strict]
     cuecraft data check DATA [--json] [--strict] [--cache-dir DIR]
@@ -7,6 +8,7 @@
     cuecraft corpus make --out DIR [--items N] [--seconds S] [--seed N] [--sample-rate HZ] [--soundfont FILE.sf2] [--workers N]
     cuecraft train --config MODEL.json --data DIR --out runs/NAME [--max-steps N] [--resume] [--precision P]
     cuecraft train vocoder --data DIR --out DIR [--steps N] [--batch-size N] [--seconds S] [--seed N] [--resume]
+    cuecraft eval --model builtin|DIR [--prompts FILE.jsonl] --out DIR [--limit N] [--steps N] ... | --audio DIR --out DIR
     cuecraft musicldm --model DIR PROMPT --out FILE.wav [--negative TEXT] [--seconds S] [--steps N] ...
 """
 
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from cuecraft._version import __version__
-from cuecraft.cli import cache, condition, config, corpus, data, musicldm, train
+from cuecraft.cli import cache, condition, config, corpus, data, eval, generate, musicldm, train, ui
 from cuecraft.cli._shared import check_output_file
 from cuecraft.cli.cache import run_cache_fill
 from cuecraft.cli.condition import run_condition
@@ -43,13 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cuecraft {__version__}")
     add_plugin_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    generate.add_parser(commands)
     condition.add_parser(commands)
     cache.add_parser(commands)
     config.add_parser(commands)
     data.add_parser(commands)
     corpus.add_parser(commands)
+    eval.add_parser(commands)
     musicldm.add_parser(commands)
     train.add_parser(commands)
+    ui.add_parser(commands)
     train.add_model_train_options(commands)
     return parser
 
