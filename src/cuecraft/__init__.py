@@ -19,10 +19,11 @@ _EXPORTS = {
     "cuecraft.condition": ("Condition", "null_condition"),
     "cuecraft.conditioners": ("BaseConditioner", "register_conditioner", "registered_conditioners"),
     "cuecraft.errors": ("AudioReadError", "CacheWarning", "ConditioningInputError", "ConfigError", "CuecraftError",
-                        "DatasetError", "FusionError", "GenerationInputError", "MissingDependencyError",
+                        "DatasetError", "EvaluationInputError", "FusionError", "GenerationInputError", "MissingDependencyError",
                         "PretrainedModelNotFoundError", "WeightsError"),
     "cuecraft.fuser": ("ConditionFuser", "FusedInputs"),
     "cuecraft.guidance": ("AttributeDropout", "ClassifierFreeGuidanceDropout"),
+    "cuecraft.pipelines.generate": ("GenerationPipeline", "GenerationRequest", "load_builtin"),
     "cuecraft.provider": ("ConditionProvider",),
     "cuecraft.stack": ("ConditioningStack",),
 }
@@ -33,10 +34,12 @@ if TYPE_CHECKING:
     from cuecraft.condition import Condition, null_condition
     from cuecraft.conditioners import BaseConditioner, register_conditioner, registered_conditioners
     from cuecraft.errors import (AudioReadError, CacheWarning, ConditioningInputError, ConfigError, CuecraftError,
-                                 DatasetError, FusionError, GenerationInputError, MissingDependencyError,
+                                 DatasetError, EvaluationInputError, FusionError, GenerationInputError,
+                                 MissingDependencyError,
                                  PretrainedModelNotFoundError, WeightsError)
     from cuecraft.fuser import ConditionFuser, FusedInputs
     from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
+    from cuecraft.pipelines.generate import GenerationPipeline, GenerationRequest, load_builtin
     from cuecraft.provider import ConditionProvider
     from cuecraft.stack import ConditioningStack
 
