@@ -23,24 +23,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from _common import RESULTS, print_table, progress, write_json
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from _common import RESULTS, median_seconds, print_table, progress, write_json
 
 
 def main() -> None:
@@ -103,7 +92,7 @@ def main() -> None:
     rows, results = [], {}
     for name, fn in (("conditioning", condition), ("sampling", sampling), ("decoding", decoding),
                      ("measuring", measuring), ("total", total)):
-        seconds = timed(fn, repeats)
+        seconds = median_seconds(fn, budget_s=0.0, min_repeats=repeats)
         results[name] = {"seconds": seconds, "rtf": seconds / args.seconds}
         rows.append([name, seconds, seconds / args.seconds])
         progress(f"{name}: {seconds:.3f} s")

@@ -86,7 +86,9 @@ def test_eval_generates_scores_and_writes_everything(tiny_model, tmp_path, capsy
     assert report["settings"]["controls_not_in_model"] == ["melody", "prompt"]
     assert sorted(report["floor"]["shuffle_permutation"]) == [0, 1, 2]
     assert all(j != i for i, j in enumerate(report["floor"]["shuffle_permutation"]))
-    assert {p.name for p in out.glob("*.png")} == {"tempo.png", "key_confusion.png"}  # no classifier here
+    # the shipped classifier (cuecraft/builtin/classifier) scores the instrument by default
+    assert 0.0 <= metrics["instrument_accuracy"] <= 1.0 and "instrument_accuracy" in report["ceiling"]
+    assert {p.name for p in out.glob("*.png")} == {"tempo.png", "key_confusion.png", "instrument_confusion.png"}
     assert not list(out.rglob("*.tmp"))
     table = capsys.readouterr().out
     assert "ceiling (corpus)" in table and "floor: dropped" in table and "tempo_bin_tolerant" in table

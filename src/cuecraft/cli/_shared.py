@@ -54,3 +54,12 @@ def check_output_file(out: str, suffixes: Sequence[str]) -> None:
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise CuecraftError(f"--out: the directory {parent} does not exist")
+
+
+def draw_progress(stream, label: str, done: int, total: int) -> None:
+    """One ``LABEL: [#####.....] done/total steps`` line on ``stream``, redrawn in place, ended at the last step."""
+    filled = round(30 * done / total)
+    stream.write(f"\r{label}: [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps")
+    if done == total:
+        stream.write("\n")
+    stream.flush()

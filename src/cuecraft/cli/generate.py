@@ -7,19 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from cuecraft.cli._shared import check_output_file
+from cuecraft.cli._shared import check_output_file, draw_progress
 
 DEFAULT_PROMPT = "an upbeat electric piano groove"
 
 
 def _progress(stream):
-    def show(done: int, total: int) -> None:
-        filled = round(30 * done / total)
-        stream.write(f"\rgenerate: [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-    return show
+    return lambda done, total: draw_progress(stream, "generate", done, total)
 
 
 def load_pipeline(model: str, device: str | None = None):

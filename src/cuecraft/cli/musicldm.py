@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from cuecraft.cli._shared import _quiet_model_loading
+from cuecraft.cli._shared import _quiet_model_loading, draw_progress
 from cuecraft.errors import CuecraftError
 
 
@@ -60,12 +60,7 @@ def _progress_bar(stream: TextIO) -> Callable[..., dict]:
     """A callback_on_step_end that draws ``[#####.....] i/total steps`` on ``stream`` (total: the
     scheduler's timesteps, which for some schedulers is one more than the steps asked for)."""
     def on_step_end(pipeline, i: int, t, tensors: dict) -> dict:
-        done, total = i + 1, len(pipeline.scheduler.timesteps)
-        filled = round(30 * done / total)
-        stream.write(f"\rmusicldm: [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
+        draw_progress(stream, "musicldm", i + 1, len(pipeline.scheduler.timesteps))
         return tensors
     return on_step_end
 

@@ -56,24 +56,17 @@ def clap_text_embeddings(model, tokenizer, texts: Sequence[str]) -> torch.Tensor
 
 
 def _check(wavs, sample_rate, texts) -> list[np.ndarray]:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 768000:
-        raise EvaluationInputError(f"sample_rate: expected an int in Hz in [1000, 768000]; got {sample_rate!r}")
-    if not isinstance(wavs, (list, tuple)) or not isinstance(texts, (list, tuple)):
-        raise EvaluationInputError(f"wavs and texts: expected two lists; got {type(wavs).__name__} and "
-                                   f"{type(texts).__name__}")
-    if len(wavs) != len(texts):
-        raise EvaluationInputError(f"wavs and texts: {len(wavs)} waveforms and {len(texts)} texts; give one text "
+    from cuecraft.eval.embedding import mono_waveforms
+
+    if not isinstance(texts, (list, tuple)):
+        raise EvaluationInputError(f"texts: expected a list of strings; got {type(texts).__name__}")
+    arrays = mono_waveforms(wavs, sample_rate)
+    if len(arrays) != len(texts):
+        raise EvaluationInputError(f"wavs and texts: {len(arrays)} waveforms and {len(texts)} texts; give one text "
                                    "per waveform")
-    arrays = []
-    for number, (wav, text) in enumerate(zip(wavs, texts)):
+    for number, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise EvaluationInputError(f"texts[{number}]: expected a non-empty string; got {text!r}")
-        x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-        x = x[0] if x.ndim == 2 and x.shape[0] == 1 else x
-        if x.ndim != 1 or x.shape[0] == 0 or not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-            raise EvaluationInputError(f"wavs[{number}]: expected a non-empty finite mono waveform [T]; got shape "
-                                       f"{list(x.shape)} of {x.dtype}")
-        arrays.append(x.astype(np.float32))
     return arrays
 
 

@@ -32,7 +32,8 @@ AISFX_SPEC_MAX = 9.457798957824707  # the paper's min-max normalisation (minimum
 AISFX_BLOCK, AISFX_BLOCK_HOP = 100, 50  # frames
 
 
-def _mono(wavs, sample_rate: int) -> list[np.ndarray]:
+def mono_waveforms(wavs, sample_rate: int) -> list[np.ndarray]:
+    """``wavs`` (a list of [T] or [1, T] arrays / tensors) checked as finite mono float32 arrays."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 768000:
         raise EvaluationInputError(f"sample_rate: expected an int in Hz in [1000, 768000]; got {sample_rate!r}")
     if not isinstance(wavs, (list, tuple)):
@@ -90,7 +91,7 @@ class AisfxEmbedder:
         from cuecraft.audio.resample import resample
 
         out = []
-        for wav in _mono(wavs, sample_rate):
+        for wav in mono_waveforms(wavs, sample_rate):
             wav = resample(torch.from_numpy(wav), sample_rate, AISFX_RATE).numpy()
             blocks = torch.from_numpy(self._blocks(wav).astype(np.float32))  # [n, 100, 96]
             out.append(self.net(blocks).mean(dim=0).numpy())
