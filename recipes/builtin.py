@@ -183,7 +183,7 @@ def write_card(work: Path, log: dict) -> Path:
         "## Training",
         f"- {model['step']} steps of {training['batch_size']} clips of {training['segment_seconds']:g} s, AdamW lr "
         f"{training['lr']}, warm-up {training['warmup_steps']}, cosine; seed {training['seed']}.",
-        f"- Training compute time: {train_seconds / 60:.0f} min on this 2-core CPU "
+        f"- Training compute time: {train_seconds / 60:.1f} min on this 2-core CPU "
         f"(1 torch thread, bfloat16 autocast; the other core served other work); recipe stage wall times: "
         + ", ".join(f"{k} {v['wall_seconds'] / 60:.1f} min" for k, v in log.get("stages", {}).items()) + ".",
         f"- Final training loss (last logged): {metrics[-1]['loss']:.3f}.",
