@@ -9,7 +9,8 @@ KEYS = ["C major", "A minor", "G major", "E minor"]
 INSTRUMENTS = ["piano", "marimba", "flute"]
 
 
-def tiny_generation_config(*, seconds: float = 1.0, melody: bool = True, prompt: bool = True) -> dict:
+def tiny_generation_config(*, seconds: float = 1.0, melody: bool = True, prompt: bool = True,
+                           timing: bool = False) -> dict:
     conditioners = [
         {"id": "bpm", "type": "number", "roles": ["cross", "global"], "config": {"min_val": 60, "max_val": 180}},
         {"id": "key", "type": "list", "roles": ["cross", "global"], "config": {"options": KEYS}},
@@ -19,6 +20,9 @@ def tiny_generation_config(*, seconds: float = 1.0, melody: bool = True, prompt:
     if prompt:
         conditioners.insert(0, {"id": "prompt", "type": "sentence", "roles": ["cross"],
                                 "config": {"output": "tokens", "max_length": 16}})
+    if timing:  # stable-audio-tools' seconds_start / seconds_total, global
+        conditioners += [{"id": name, "type": "number", "roles": ["global"], "config": {"min_val": 0, "max_val": 10}}
+                         for name in ("seconds_start", "seconds_total")]
     if melody:
         conditioners.append({"id": "self_wav", "type": "chroma_stem", "roles": ["input_concat"],
                              "config": {"sample_rate": 16000, "radix2_exp": 11, "duration": seconds,
@@ -28,7 +32,7 @@ def tiny_generation_config(*, seconds: float = 1.0, melody: bool = True, prompt:
                          "guidance": {"scale": 2.0}},
         "representation": {"type": "mel", "sample_rate": 16000, "n_fft": 512, "hop": 256, "n_mels": 16},
         "backbone": {"type": "dit", "latent_dim": 16, "patch_size": 2, "dim": 32, "depth": 1, "heads": 2,
-                     "mlp_ratio": 2.0, "cross_attention_dim": 16, "global_dim": 64,
+                     "mlp_ratio": 2.0, "cross_attention_dim": 16, "global_dim": 96 if timing else 64,
                      "input_concat_dim": 16 if melody else 0, "timestep_dim": 32},
         "training": {"segment_seconds": seconds, "warmup_steps": 0, "max_steps": 1},
     })

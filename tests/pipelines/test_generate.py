@@ -112,6 +112,15 @@ def test_a_control_the_model_lacks_is_an_error(tmp_path):
         plain("hello", steps=1)
 
 
+def test_timing_numbers_are_set_from_the_length_not_asked(tmp_path):
+    timed = GenerationPipeline.from_dir(export_tiny_model(tmp_path / "m", melody=False, prompt=False, timing=True))
+    assert "seconds_total" not in timed.controls and "seconds_start" not in timed.controls
+    _, metadata = timed._check(GenerationRequest(bpm=90, seconds=0.5))
+    assert metadata["seconds_total"] == 1.0 and metadata["seconds_start"] == 0.0  # made at 1 s, then cut
+    with pytest.raises(GenerationInputError, match="give seconds as its own argument"):
+        timed._check(GenerationRequest(extra={"seconds": 3}))
+
+
 def test_conditions_rows_show_what_the_model_receives(pipe):
     rows = {r["name"]: r for r in pipe.conditions(GenerationRequest(prompt="a tune", key="G major"))}
     assert rows["key"]["mask_coverage"] == 1.0 and rows["instrument"]["mask_coverage"] == 0.0

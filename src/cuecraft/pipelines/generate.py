@@ -40,6 +40,7 @@ import torch
 from cuecraft.errors import ConditioningInputError, GenerationInputError
 
 TEXT_TYPES = ("sentence", "t5", "clap_text", "clap", "text")  # conditioner types read as the prompt
+TIMING = ("seconds_start", "seconds_total")  # stable-audio-tools' timing numbers: set, not asked
 Progress = Callable[[int, int], None]  # (sampler steps done, total)
 
 
@@ -123,6 +124,8 @@ def _controls_of(stack: Any) -> dict[str, Control]:
             controls["negative_prompt"] = Control("negative_prompt", "text", name)
         elif kind == "chroma_stem" and "melody" not in controls:
             controls["melody"] = Control("melody", "melody", name)
+        elif kind == "number" and name in TIMING:
+            continue  # set from the clip's length, not asked
         elif kind == "number":
             controls[name] = Control(name, "number", name, range=(float(conditioner.min_val),
                                                                   float(conditioner.max_val)))
@@ -219,9 +222,9 @@ class GenerationPipeline:
                 metadata[controls["melody"].conditioner] = WavCondition(wav, rate)
             except Exception as error:  # AudioReadError, a bad tuple: one line in the report
                 problems.append(f"melody: {error}")
-        for name, conditioner in self.stack.provider.conditioners.items():
-            if name == "seconds_total" and self.stack.types[name] == "number":
-                metadata[name] = float(self.max_seconds)  # every clip is made at the trained length
+        for name in self.stack.provider.conditioners:
+            if name in TIMING and self.stack.types[name] == "number":  # every clip is made at the trained length
+                metadata[name] = float(self.max_seconds) if name == "seconds_total" else 0.0
         if problems:
             raise GenerationInputError(problems)
         normal = replace(request, seconds=float(seconds), **{k: v for k, v in values.items()})

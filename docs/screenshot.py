@@ -1,6 +1,6 @@
 """A screenshot of the web UI after a Generate click, for the README (docs/ui.png).
 
-    python3 bench/ui_screenshot.py --model builtin --out docs/ui.png
+    python3 docs/screenshot.py --model builtin --out docs/ui.png
 
 Serves the page on 127.0.0.1 (a free port), opens it in headless Chromium through selenium
 (Debian's chromium + chromium-driver), fills in a prompt, a tempo, a key and drums, clicks
@@ -32,7 +32,7 @@ def _browser(width: int, height: int):
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     if binary is None:
-        sys.exit("ui_screenshot: chromium not found; apt-get install chromium chromium-driver")
+        sys.exit("screenshot: chromium not found; apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
