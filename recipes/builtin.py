@@ -12,7 +12,8 @@ a stopped recipe (a session's background jobs end with it) continues where it wa
 3. classifier: cuecraft eval train-classifier --data WORK/corpus --out WORK/classifier --roundtrip
 4. eval:       cuecraft eval --model WORK/run/model --classifier WORK/classifier --out WORK/eval
 5. bench:      bench/generate.py --model WORK/run/model (seconds per stage, 8 s, 25 steps, CFG)
-6. card:       WORK/MODEL_CARD.md from what the stages wrote (data, steps, wall time, figures)
+6. card:       WORK/MODEL_CARD.md from what the stages wrote (data, steps, wall time, figures), and
+               WORK/notes.md when there is one (what the run's files do not say, written by hand)
 
 ``--install`` copies the exported model (EMA weights, config, mel statistics), the classifier and the
 card into src/cuecraft/builtin/, which the package ships. Stage wall times go to WORK/recipe.json.
@@ -184,7 +185,7 @@ def write_card(work: Path, log: dict) -> Path:
         f"- {model['step']} steps of {training['batch_size']} clips of {training['segment_seconds']:g} s, AdamW lr "
         f"{training['lr']}, warm-up {training['warmup_steps']}, cosine; seed {training['seed']}.",
         f"- Training compute time: {train_seconds / 60:.1f} min on this 2-core CPU "
-        f"(1 torch thread, bfloat16 autocast; the other core served other work); recipe stage wall times: "
+        f"(bfloat16 autocast; items/s as logged); recipe stage wall times: "
         + ", ".join(f"{k} {v['wall_seconds'] / 60:.1f} min" for k, v in log.get("stages", {}).items()) + ".",
         f"- Final training loss (last logged): {metrics[-1]['loss']:.3f}.",
         "",
@@ -192,7 +193,7 @@ def write_card(work: Path, log: dict) -> Path:
         f"{len(report['items'])} prompts of the shipped held-out set (combinations of instrument, key and drums "
         f"the training part never has; {sum(1 for i in report['items'] if i['asked'].get('melody_seed') is not None)} "
         f"with a reference melody), {report['settings'].get('steps', 25)} steps, guidance "
-        f"{report['settings'].get('guidance')}.",
+        f"{report['settings'].get('guidance') or config['conditioning'].get('guidance', {}).get('scale', 1.0)}.",
         "",
         "| metric | model | target | | ceiling (corpus) | floor: dropped | floor: shuffled |",
         "|---|---|---|---|---|---|---|",
@@ -209,6 +210,9 @@ def write_card(work: Path, log: dict) -> Path:
         f"Threads: {bench['threads']}; model loading {bench['load_seconds']:.1f} s once per process.",
         "",
     ]
+    notes = work / "notes.md"  # what happened in this run that the files do not say (written by hand)
+    if notes.exists():
+        lines += ["", notes.read_text().strip(), ""]
     card = work / "MODEL_CARD.md"
     card.write_text("\n".join(lines))
     return card
