@@ -68,6 +68,19 @@ def test_conditions_change_the_output(pipe):
         assert np.abs(other - base).max() > 1e-4, change
 
 
+def test_guidance_one_samples_the_conditional_branch_alone(pipe):
+    request = GenerationRequest(key="G major", negative_prompt="noise")
+    plain = pipe.generate([request], steps=2, guidance=1.0, measured=False)[0].audio[0]
+    guided = pipe.generate([request], steps=2, guidance=2.0, measured=False)[0].audio[0]
+    assert plain.shape == guided.shape and np.abs(plain - guided).max() > 1e-4
+    # the conditional branch alone is what guidance_inputs would pair with the negative one
+    _, metadata = pipe._check(request)
+    conditional, _ = pipe.stack.guidance_inputs([metadata], [{**pipe._null_metadata(), "prompt": "noise"}])
+    alone = pipe.stack.fuse(pipe.stack.condition([metadata]))
+    torch.testing.assert_close(alone.global_cond, conditional.global_cond)
+    torch.testing.assert_close(alone.cross_attention_src, conditional.cross_attention_src)
+
+
 def test_candidates_are_ranked_by_adherence(pipe, monkeypatch):
     tempos = iter([90.0, 120.0, 118.0, 60.0])
     monkeypatch.setattr(generate_module, "measure", lambda wav, rate: {"tempo": next(tempos), "key": "C major"})

@@ -27,7 +27,7 @@ def load_pipeline(model: str, device: str | None = None):
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from cuecraft.pipelines.generate import GenerationRequest
+    from cuecraft.pipelines.generate import GenerationRequest, clip_frames
     from cuecraft.pipelines.wav import finish_interrupted_sets, write_wavs
     from cuecraft.train.media import write_spectrogram
 
@@ -41,11 +41,8 @@ def run_generate(args: argparse.Namespace) -> int:
                              seed=args.seed, candidates=args.candidates, keep=args.keep,
                              progress=None if args.no_progress else _progress(sys.stderr))
     paths = write_wavs(args.out, result.audio, result.sample_rate)
-    import torch
-
     for path, clip in zip(paths, result.audio):
-        frames = pipe.representation.encode(torch.from_numpy(clip)[None, None])[0]
-        write_spectrogram(path.with_suffix(".png"), frames.float().numpy(), title=path.name)
+        write_spectrogram(path.with_suffix(".png"), clip_frames(pipe.representation, clip), title=path.name)
     outputs = [{"path": str(p), "spectrogram": str(p.with_suffix(".png")), "seconds": len(c) / result.sample_rate,
                 "measured": m, "score": s}
                for p, c, m, s in zip(paths, result.audio, result.measured, result.scores)]

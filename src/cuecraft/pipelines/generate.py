@@ -115,6 +115,14 @@ def measure(wav: np.ndarray, sample_rate: int) -> dict[str, Any]:
             "key": key if max(scores.values()) > 0 else None}
 
 
+def clip_frames(representation: Any, clip: np.ndarray) -> np.ndarray:
+    """The normalised log-mel frames [D, L] of ``clip`` float [T] under ``representation`` (what the
+    spectrogram PNG of ``cuecraft generate`` and the web UI draw)."""
+    with torch.no_grad():
+        frames = representation.encode(torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))[None, None])
+    return frames[0].float().cpu().numpy()
+
+
 def _controls_of(stack: Any) -> dict[str, Control]:
     controls: dict[str, Control] = {}
     for name, conditioner in stack.provider.conditioners.items():
@@ -333,12 +341,15 @@ class GenerationPipeline:
             text = self.controls["negative_prompt"].conditioner
             negative_metadata = [{**self._null_metadata(), text: n} for n in negatives]
         with torch.no_grad():
-            conditional, negative = self.stack.guidance_inputs(metadata, negative_metadata)
+            if scale != 1.0:
+                conditional, negative = self.stack.guidance_inputs(metadata, negative_metadata)
+            else:  # no guidance: the unconditional / negative branch would never be read
+                conditional, negative = self.stack.fuse(self.stack.condition(metadata)), None
             noise = torch.stack([torch.randn(self.dit.config.latent_dim, self.frames,
                                              generator=torch.Generator().manual_seed(_noise_seed(seed, i, c)))
                                  for i, c in chunk]).to(self.device)
             latents = sample(self.dit, self.objective, conditional, shape=tuple(noise.shape), steps=steps,
-                             sampler=sampler, guidance_scale=scale, negative=negative if scale != 1.0 else None,
+                             sampler=sampler, guidance_scale=scale, negative=negative,
                              rescale_phi=self.stack.rescale_phi, callback=callback, noise=noise)
             # one item at a time: Griffin-Lim's starting phase is drawn per call, so a batch would make an
             # item's audio depend on its neighbours

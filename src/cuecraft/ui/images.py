@@ -33,9 +33,9 @@ def _drawn(frames: np.ndarray, title: str) -> np.ndarray:
 
 def spectrogram_image(representation: Any, clip: np.ndarray, *, title: str = "") -> np.ndarray:
     """The normalised log-mel of ``clip`` float [T] under ``representation`` -> RGB uint8 [H, W, 3]."""
-    with torch.no_grad():
-        frames = representation.encode(torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))[None, None])
-    return _drawn(frames[0].float().cpu().numpy(), title)  # [1, D, L] -> [D, L]
+    from cuecraft.pipelines.generate import clip_frames
+
+    return _drawn(clip_frames(representation, clip), title)
 
 
 def chroma_image(clip: np.ndarray, sample_rate: int, *, title: str = "") -> np.ndarray:
