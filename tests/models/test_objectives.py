@@ -152,3 +152,33 @@ def test_timestep_sampler_errors():
         get_timestep_sampler("uniform", mean=0.0)
     with pytest.raises(ConfigError, match="timesteps.std: expected a positive number; got 0"):
         LogitNormalTimesteps(std=0)
+
+
+@pytest.mark.parametrize("name", OBJECTIVE_NAMES)
+def test_x0_output_denoises_to_itself_and_weights_the_loss_as_the_objective(name):
+    native, x0_output = get_objective(name), get_objective(name, "x0")
+    x0, eps, t = draws()
+    t = t.clamp(min=0.2)  # sigma above SIGMA_FLOOR on both paths
+    x_t = x0_output.noise(x0, eps, t)
+    assert torch.equal(x0_output.target(x0, eps, t), x0)
+    guess = x0 + 0.1 * torch.randn_like(x0)
+    assert torch.equal(x0_output.denoised(x_t, t, guess), guess)
+    assert torch.equal(x0_output.prediction(x_t, t, guess), guess)
+    # eps from the x0 output is the native objective's eps of the same data estimate
+    same = native.prediction(x_t, t, guess)
+    torch.testing.assert_close(x0_output.eps(x_t, t, guess), native.eps(x_t, t, same))
+    # the loss equals the native loss of the native quantity that denoises to the same estimate
+    native_loss = native.loss(same, native.target(x0, eps, t))
+    torch.testing.assert_close(x0_output.loss(guess, x0, t=t), native_loss.float())
+
+
+def test_x0_output_loss_is_bounded_near_t0_and_needs_t():
+    objective = get_objective("v", "x0")
+    x0 = torch.ones(2, 1, 4)
+    prediction = x0 + 1.0  # squared error 1 everywhere
+    loss = objective.loss(prediction, x0, t=torch.zeros(2))
+    assert loss.item() == pytest.approx(1 / 0.05 ** 2)  # sigma clamped at SIGMA_FLOOR
+    with pytest.raises(ValueError, match="needs t"):
+        objective.loss(prediction, x0)
+    with pytest.raises(ConfigError, match="valid: target, x0"):
+        get_objective("v", "eps")

@@ -65,7 +65,7 @@ def test_cli_validate_recognises_a_model_config(tmp_path, capsys):
     assert "name  list    cross+global  [2, 1, 32]" in out and "bpm   number  cross" in out
     assert "mel: 16000 Hz, 16 bands, hop 256 (62.5 frames/s), 1 channel -> 16 per frame" in out
     assert f"depth 2, 4 heads, patch 1, rotary positions; {dit.parameter_count():,} parameters" in out
-    assert "objective:      v, timesteps uniform" in out
+    assert "objective:      v, output target, timesteps uniform" in out
     # a width that does not fit fails like any invalid config: exit status 2, the field path named
     assert main(["config", "validate", str(path), "--set", "backbone.global_dim=16"]) == 2
     assert "backbone.global_dim" in capsys.readouterr().err

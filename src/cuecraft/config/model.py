@@ -48,7 +48,8 @@ class _Strict(BaseModel):
 
 
 class ObjectiveSpec(_Strict):
-    type: Literal["v", "rectified_flow"] = "v"  # what the model predicts (cuecraft.models.objectives)
+    type: Literal["v", "rectified_flow"] = "v"  # the Gaussian path and its quantity (cuecraft.models.objectives)
+    output: Literal["target", "x0"] = "target"  # what the network outputs: the path's quantity (v, velocity) or x0
     timesteps: Literal["uniform", "logit_normal"] = "uniform"  # how training draws t
     timestep_mean: Number = 0.0  # logit_normal only: mean before the sigmoid
     timestep_std: Number = Field(default=1.0, gt=0)  # logit_normal only: std before the sigmoid
@@ -298,4 +299,4 @@ def build_model(config: ModelConfig | str | Path | Mapping[str, Any], *, seed: i
         if seed is not None:
             torch.manual_seed(seed + 1)
         dit = DiT(backbone)
-    return ModelParts(stack, representation, dit, get_objective(config.objective.type))
+    return ModelParts(stack, representation, dit, get_objective(config.objective.type, config.objective.output))

@@ -9,9 +9,22 @@ t in [0, 1], with t = 0 the data and t = 1 pure noise (alpha(1) = 0, sigma(1) = 
 | ``rectified_flow``| 1 - t       | t            | the velocity eps - x0 (= dx_t/dt)       |
 
 Training draws t from a timestep sampler (``uniform``, ``logit_normal``), noises x0 with
-``noise``, and regresses the model's output on ``target`` with ``masked_mse``. Samplers turn a
+``noise``, and regresses the model's output on ``target`` with ``loss``. Samplers turn a
 prediction back into the data estimate with ``denoised`` and read ``alpha_sigma`` (and its
 derivative, for the ODE samplers), so training and sampling cannot disagree.
+
+What the network outputs (``output``):
+
+- ``"target"`` (the default): the objective's own quantity (v, or the velocity), regressed with
+  plain MSE.
+- ``"x0"``: the data estimate itself (x-prediction, as in Li and He, "Back to Basics: Let
+  Denoising Generative Models Denoise", 2025). The loss is still the objective's: the output is
+  turned into the objective's quantity and compared there, which for both paths is the x0 error
+  weighted by ``1 / sigma(t)^2`` (sigma clamped at ``SIGMA_FLOOR`` so t near 0 stays bounded).
+  Why it matters: a patch transformer whose token is narrower than its patch (``dim <
+  patch * channels``) cannot carry the noise value by value. With v or velocity output, whatever
+  it cannot carry passes through ``denoised`` as ``alpha * x_t`` -- noise left in every sample.
+  With x0 output, what it cannot carry is the data's detail, and the samples stay clean.
 
 Notation: B batch, D channels, L frames; tensors are [B, D, L] (any [B, ...] works) and t is [B].
 """
@@ -27,6 +40,10 @@ import torch
 from cuecraft.errors import ConfigError
 
 OBJECTIVE_NAMES = ("v", "rectified_flow")
+OUTPUTS = ("target", "x0")  # what the network outputs: the objective's quantity, or the data estimate
+# Smallest sigma(t) the x0 output divides by (t < ~0.032 on the cosine path, t < 0.05 for rectified
+# flow): bounds the loss weight 1 / sigma^2 at 400 and keeps eps estimates finite at t = 0.
+SIGMA_FLOOR = 0.05
 TIMESTEP_SAMPLER_NAMES = ("uniform", "logit_normal")
 
 
@@ -47,6 +64,8 @@ class Objective(Protocol):
     name: str
     #: the samplers of ``cuecraft.sampling`` that fit this objective.
     samplers: tuple[str, ...]
+    #: what the network outputs: "target" (the objective's quantity) or "x0".
+    output: str
 
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """t [...] -> (alpha, sigma), each shaped as t."""
@@ -77,30 +96,79 @@ class Objective(Protocol):
         ...
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor,
-             mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Masked MSE (see ``masked_mse``): a scalar."""
+             mask: torch.Tensor | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Masked MSE (see ``masked_mse``) in the objective's space: a scalar. The x0 output needs
+        t [B] (its error is weighted by 1 / sigma(t)^2)."""
         ...
 
 
 class _GaussianPath:
-    """What both objectives share: noising, and conversions through x0_hat and eps_hat."""
+    """What both objectives share: noising, the network's output (the objective's quantity or
+    x0), and conversions through x0_hat and eps_hat.
+
+    Subclasses define the path (``alpha_sigma``, its derivative) and their own quantity
+    (``_target``, ``_denoised``, ``_eps``, ``_prediction``: the network outputs the objective's
+    quantity); the public methods add the x0 output on top.
+    """
 
     name: str
     samplers: tuple[str, ...]
 
+    def __init__(self, output: str = "target"):
+        if output not in OUTPUTS:
+            raise ConfigError(f"objective.output: unknown output {output!r}; valid: {', '.join(OUTPUTS)}")
+        self.output = output
+
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def alpha_sigma_derivative(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _denoised(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _prediction(self, x_t: torch.Tensor, t: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         alpha, sigma = self.alpha_sigma(_per_item(t, x0))
         return alpha * x0 + sigma * eps
 
+    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x0 if self.output == "x0" else self._target(x0, eps, t)
+
+    def denoised(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        return prediction if self.output == "x0" else self._denoised(x_t, t, prediction)
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        if self.output == "x0":
+            alpha, sigma = self.alpha_sigma(_per_item(t, x_t))
+            return (x_t - alpha * prediction) / sigma.clamp(min=SIGMA_FLOOR)
+        return self._eps(x_t, t, prediction)
+
+    def prediction(self, x_t: torch.Tensor, t: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
+        return x0_hat if self.output == "x0" else self._prediction(x_t, t, x0_hat)
+
     def loss(self, prediction: torch.Tensor, target: torch.Tensor,
-             mask: torch.Tensor | None = None) -> torch.Tensor:
-        return masked_mse(prediction, target, mask)
+             mask: torch.Tensor | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
+        if self.output == "target":
+            return masked_mse(prediction, target, mask)
+        if t is None:
+            raise ValueError("the x0 output's loss needs t [B]: its error is weighted by 1 / sigma(t)^2")
+        # Both paths' own quantity is affine in x0_hat with slope -1/sigma (v: (alpha x_t - x0)/sigma;
+        # velocity: (x_t - x0)/t), so its squared error is the x0 error over sigma^2.
+        _, sigma = self.alpha_sigma(_per_item(t, prediction).float())
+        return masked_mse(prediction, target, mask, weight=sigma.clamp(min=SIGMA_FLOOR).pow(-2))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(output={self.output!r})"
 
 
 class VObjective(_GaussianPath):
@@ -126,19 +194,19 @@ class VObjective(_GaussianPath):
         angle = t * (math.pi / 2)
         return -(math.pi / 2) * torch.sin(angle), (math.pi / 2) * torch.cos(angle)
 
-    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def _target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         alpha, sigma = self.alpha_sigma(_per_item(t, x0))
         return alpha * eps - sigma * x0
 
-    def denoised(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    def _denoised(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         alpha, sigma = self.alpha_sigma(_per_item(t, x_t))
         return alpha * x_t - sigma * prediction
 
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         alpha, sigma = self.alpha_sigma(_per_item(t, x_t))
         return sigma * x_t + alpha * prediction
 
-    def prediction(self, x_t: torch.Tensor, t: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
+    def _prediction(self, x_t: torch.Tensor, t: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
         alpha, sigma = self.alpha_sigma(_per_item(t, x_t))
         return (alpha * x_t - x0_hat) / sigma
 
@@ -159,39 +227,45 @@ class RectifiedFlowObjective(_GaussianPath):
     def alpha_sigma_derivative(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return -torch.ones_like(t), torch.ones_like(t)
 
-    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def _target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return eps - x0
 
-    def denoised(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    def _denoised(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         return x_t - _per_item(t, x_t) * prediction
 
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         return x_t + (1.0 - _per_item(t, x_t)) * prediction
 
-    def prediction(self, x_t: torch.Tensor, t: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
+    def _prediction(self, x_t: torch.Tensor, t: torch.Tensor, x0_hat: torch.Tensor) -> torch.Tensor:
         return (x_t - x0_hat) / _per_item(t, x_t)
 
 
 _OBJECTIVES: dict[str, type[_GaussianPath]] = {"v": VObjective, "rectified_flow": RectifiedFlowObjective}
 
 
-def get_objective(name: str) -> Objective:
-    """The objective named ``name`` (one of OBJECTIVE_NAMES)."""
+def get_objective(name: str, output: str = "target") -> Objective:
+    """The objective named ``name`` (one of OBJECTIVE_NAMES) whose network outputs ``output``
+    (one of OUTPUTS: its own quantity, or x0)."""
     if name not in _OBJECTIVES:
         raise ConfigError(f"objective: unknown objective {name!r}; valid objectives: {', '.join(OBJECTIVE_NAMES)}")
-    return _OBJECTIVES[name]()
+    return _OBJECTIVES[name](output)
 
 
-def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, *,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error over valid frames only: a scalar.
 
-    prediction, target: [B, D, L]; mask: bool [B, L] (True = a real frame) or None (all valid).
+    prediction, target: [B, D, L]; mask: bool [B, L] (True = a real frame) or None (all valid);
+    weight: None or per-item weights broadcastable to the error ([B, 1, 1]), multiplying each
+    item's squared error (the mean still divides by the element count, not the weights).
     The mean is over the B * D * (valid frames) elements, so padded frames change nothing,
     whatever they hold. A batch without a valid frame gives 0 (not NaN).
     """
     if prediction.shape != target.shape:
         raise ValueError(f"prediction and target differ in shape: {tuple(prediction.shape)} vs {tuple(target.shape)}")
     error = (prediction.float() - target.float()).square()
+    if weight is not None:
+        error = error * weight.float()
     if mask is None:
         return error.mean()
     if prediction.dim() < 2 or mask.shape != (prediction.shape[0], prediction.shape[-1]):

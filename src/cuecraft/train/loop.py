@@ -252,7 +252,7 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
                         with sync:
                             with chosen.autocast():
                                 prediction = forward(x_t, t, batch.tokens, mask)
-                            loss = objective.loss(prediction.float(), target, mask) / len(micro)
+                            loss = objective.loss(prediction.float(), target, mask, t) / len(micro)
                             (scaler.scale(loss) if scaler is not None else loss).backward()
                         total += loss.detach()
                     if scaler is not None:

@@ -103,7 +103,7 @@ def precision_probe(module: Any, representation: Any, objective: Any, batch: Any
         with torch.random.fork_rng(devices=[]):
             with precision.autocast():
                 prediction = module(x_t, t, batch.tokens, mask)
-            objective.loss(prediction.float(), target, mask).backward()
+            objective.loss(prediction.float(), target, mask, t).backward()
         for parameter in module.parameters():
             parameter.grad = None
 
