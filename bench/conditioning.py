@@ -35,6 +35,13 @@ figure is the best round's minimum. Only the name ``torchaudio`` is needed to im
 conditioners module; this bench puts a stand-in module under that name in ``sys.modules`` (and
 nowhere else). Without the package the peer table is skipped with the reason printed.
 
+Frame-aligned conditioners: ``beats`` and ``chords`` (defaults: 50 frames per second, 30 s, so
+[B, 1500, 6] and [B, 1500, 24], raw channels) against ``number`` (64 wide), each in its own
+ConditionProvider, on the same metadata dicts (a bpm from 60-180, a metre from 4/4, 3/4, 6/8, a
+four-chord progression, one per bar), at batch 1 and 256: metadata -> Condition
+(``provider.condition``), the median over interleaved rounds as above, and each as a ratio to
+``number`` in the same run.
+
 Prints tables and writes JSON (atomically) to bench/results/conditioning.json or ``--out``.
 """
 
@@ -60,7 +67,8 @@ import torch
 import cuecraft
 from cuecraft import ConditionFuser, ConditionProvider, FusedInputs
 from cuecraft.config import build_stack
-from cuecraft.conditioners import IntConditioner, LUTConditioner, NumberConditioner, lut
+from cuecraft.conditioners import (BeatsConditioner, ChordsConditioner, IntConditioner, LUTConditioner,
+                                  NumberConditioner, lut)
 
 # bench/ is on sys.path when this file runs as a script.
 from _common import write_json, progress  # isort: skip
@@ -198,6 +206,63 @@ def check_same_work(impls: Sequence[Impl], batch: list[Metadata]) -> None:
     shapes = {i.name: {k: tuple(v.shape) if v is not None else None
                        for k, v in i.fuse(i.forward(i.tokenize(batch)), x).items()} for i in impls}
     assert len({json.dumps(s, sort_keys=True) for s in shapes.values()}) == 1, shapes
+
+
+# --- frame-aligned conditioners against number ---------------------------------------------
+
+FRAME_BATCH_SIZES = (1, 256)
+PROGRESSIONS = ("Am F C G", "C G Am F", "Dm G C A7", "F#m D A E", "Bbmaj7 Gm7 Cm7 F7")
+
+
+def frame_batch(size: int, seed: int = 0) -> list[Metadata]:
+    rng = random.Random(seed)
+    return [{"bpm": rng.randint(60, 180), "time_signature": rng.choice(("4/4", "3/4", "6/8")),
+             "chords": rng.choice(PROGRESSIONS)} for _ in range(size)]
+
+
+@dataclass
+class FrameRow:
+    conditioner: str
+    batch: int
+    shape: list[int]
+    ms: float
+    ratio: float  # ms / the number conditioner's ms at this batch size
+
+
+def measure_frame_conditioners(budget_s: float, min_repeats: int) -> list[FrameRow]:
+    """provider.condition(batch) for number, beats and chords, interleaved rounds, medians."""
+    providers = {"number": ConditionProvider({"bpm": NumberConditioner(WIDTH, 40, 240)}),
+                 "beats": ConditionProvider({"beats": BeatsConditioner()}),
+                 "chords": ConditionProvider({"chords": ChordsConditioner()})}
+    rows = []
+    for size in FRAME_BATCH_SIZES:
+        batch = frame_batch(size, seed=size)
+        calls = {name: (lambda p=p: p.condition(batch)) for name, p in providers.items()}
+        shapes = {name: list(next(iter(call().values())).embedding.shape) for name, call in calls.items()}
+        repeats = {}
+        for name, call in calls.items():
+            seconds_per_call(call, 2)  # warm-up
+            once = seconds_per_call(call, 1)[0]
+            repeats[name] = math.ceil(max(min_repeats, min(5_000, int(budget_s / max(once, 1e-7)))) / ROUNDS)
+        samples: dict[str, list[float]] = defaultdict(list)
+        for _ in range(ROUNDS):
+            for name, call in calls.items():
+                samples[name] += seconds_per_call(call, repeats[name])
+        ms = {name: statistics.median(values) * 1e3 for name, values in samples.items()}
+        rows += [FrameRow(name, size, shapes[name], ms[name], ms[name] / ms["number"]) for name in calls]
+    return rows
+
+
+def run_frame_conditioners(budget_s: float, min_repeats: int) -> list[FrameRow]:
+    progress("frame-aligned conditioners")
+    with torch.inference_mode():
+        rows = measure_frame_conditioners(budget_s, min_repeats)
+    print("\nframe-aligned conditioners, metadata -> Condition, as a ratio to number in the same run")
+    header = f"{'conditioner':<12}{'batch':>6}{'shape':>18}{'ms':>10}{'ratio':>8}"
+    print(header + "\n" + "-" * len(header))
+    for r in rows:
+        print(f"{r.conditioner:<12}{r.batch:>6}{str(r.shape):>18}{r.ms:>10.3f}{r.ratio:>8.2f}")
+    return rows
 
 
 # --- the real stable-audio-tools ------------------------------------------------------------
@@ -354,12 +419,14 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(cuecraft {at_256['cuecraft']:.3f} ms; "
           + ", ".join(f"{b} {at_256[b]:.3f} ms" for b in baselines)
           + f"; about 2 ms asked: {'yes' if at_256['cuecraft'] <= 2.0 else 'no'})")
+    frame_rows = run_frame_conditioners(budget_s, min_repeats)
     peer = run_peer()
     write_json(args.out, {
         "benchmark": "conditioning", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cuecraft": cuecraft.__version__, "python": platform.python_version(), "quick": args.quick,
         "baselines_note": "sat-style and audiocraft-style re-implement the peers' algorithms; not their code",
-        "target_met": target_met, "rows": [asdict(r) for r in rows], "vs_stable_audio_tools": peer})
+        "target_met": target_met, "rows": [asdict(r) for r in rows],
+        "frame_conditioners": [asdict(r) for r in frame_rows], "vs_stable_audio_tools": peer})
     print(f"wrote {args.out}")
     return 0
 

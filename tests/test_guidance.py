@@ -64,7 +64,7 @@ def test_dropout_config_errors():
     with pytest.raises(ConfigError) as error:
         AttributeDropout({"txt": {"a": 0.1}, "text": {"b": -0.1}})
     assert error.value.problems == [
-        "txt: unknown attribute kind; valid kinds: text, wav, joint_embed, number, embedding",
+        "txt: unknown attribute kind; valid kinds: text, wav, joint_embed, number, embedding, symbolic",
         "text.b: expected a probability in [0, 1]; got -0.1",
     ]
     with pytest.raises(ConditioningInputError, match="convert metadata first"):

@@ -5,7 +5,9 @@ A batch item is one of:
 - a ``SegmentWithAttributes`` (a dataset item that knows how to make the above), or
 - a plain metadata dict (``{"prompt": "a beautiful song", "seconds_total": 193}``), routed to
   conditioners by their names (or the provider's ``default_keys``) and checked against the kind
-  each conditioner consumes.
+  each conditioner consumes. A ``symbolic`` conditioner (beats, chords) reads musical fields
+  (``bpm``, ``time_signature``, ``beats``, ``chords``, ...) whatever its name: its route lists
+  them, and they are gathered into one ``SymbolicCondition``.
 
 ``None`` is always allowed and means "no value": the conditioner produces its null condition.
 Waveforms are per item: ``wav`` is [C, T] (or [T] for mono), at ``sample_rate``.
@@ -25,9 +27,11 @@ import torch
 from cuecraft._text import short_keys, short_repr
 from cuecraft.errors import ConditioningInputError
 
-AttributeKind = Literal["text", "wav", "joint_embed", "number", "embedding"]
+AttributeKind = Literal["text", "wav", "joint_embed", "number", "embedding", "symbolic"]
 # ``embedding`` holds pre-encoded conditions: a ready embedding [T, D] (or [D]) per item.
-ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "number", "embedding")
+# ``symbolic`` holds musical labels (tempo, metre, beats, chords, key): a SymbolicCondition per
+# item (AudioCraft's JASCO names its chord attributes so too).
+ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("text", "wav", "joint_embed", "number", "embedding", "symbolic")
 
 
 MAX_CHANNELS = 64  # more rows than this in a 2-D waveform means [T, C] was given
@@ -115,7 +119,50 @@ class JointEmbedCondition:
             )
 
 
-AttributeValue = Union[str, int, float, WavCondition, JointEmbedCondition, torch.Tensor, None]
+SELF_WAV_KEY = "self_wav"  # the metadata key of an item's own audio (AudioItem.to_metadata)
+# The fields of a SymbolicCondition, each read from the metadata key of the same name.
+SYMBOLIC_FIELDS = ("bpm", "time_signature", "downbeat_offset", "beats", "downbeats", "chords", "key",
+                   "seek_time", "duration")
+
+
+@dataclass(frozen=True)
+class SymbolicCondition:
+    """Musical labels of one item, as given: the conditioners that read them (``beats``,
+    ``chords``) check every field they use and report all problems at once.
+
+    Times are seconds on the piece's clock (as corpus sidecars hold them); the clip starts at
+    ``seek_time`` on that clock (0 when not given), so labels of a whole file serve any segment.
+
+    bpm: beats per minute. time_signature: "4/4", "3/4", "6/8", ... downbeat_offset: time of the
+    first downbeat of a tempo grid. beats, downbeats: beat and downbeat times. chords: a
+    progression ("Am F C G", "Am@0 F@2", a list of symbols, or a sidecar's list of
+    ``{"symbol", "start", "end"}``). key: "A minor", "Am", ... seek_time: the clip's start.
+    duration: the piece's length (frames past its end are masked). wav: the clip's own audio, for
+    conditioners that track beats when labels are missing.
+    """
+
+    bpm: Any = None
+    time_signature: Any = None
+    downbeat_offset: Any = None
+    beats: Any = None
+    downbeats: Any = None
+    chords: Any = None
+    key: Any = None
+    seek_time: Any = None
+    duration: Any = None
+    wav: WavCondition | None = None
+
+    @classmethod
+    def from_metadata(cls, item: Mapping[str, Any], keys: Sequence[str]) -> SymbolicCondition:
+        """The fields among ``keys`` that ``item`` holds (``self_wav`` becomes ``wav``)."""
+        fields_ = {("wav" if key == SELF_WAV_KEY else key): item[key] for key in keys if key in item}
+        wav = fields_.get("wav")
+        if wav is not None and not isinstance(wav, WavCondition):
+            fields_["wav"] = None  # a path or other value: only a WavCondition can be tracked
+        return cls(**fields_)
+
+
+AttributeValue = Union[str, int, float, WavCondition, JointEmbedCondition, SymbolicCondition, torch.Tensor, None]
 
 
 @dataclass
@@ -133,6 +180,7 @@ class ConditioningAttributes:
     joint_embed: dict[str, JointEmbedCondition | None] = field(default_factory=dict)
     number: dict[str, int | float | None] = field(default_factory=dict)
     embedding: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    symbolic: dict[str, SymbolicCondition | None] = field(default_factory=dict)
     # (kind, name) pairs whose values are checked and canonical; set by to_attributes only.
     # A plain class attribute, not a field: not an argument, not compared, not shown.
     _checked = frozenset()  # type: frozenset[tuple[str, str]]
@@ -180,6 +228,7 @@ EXPECTED = {
     "wav": "a WavCondition or None",
     "joint_embed": "a JointEmbedCondition, a str (text only) or None",
     "embedding": "a float tensor [T, D] or [D] (a pre-encoded condition) or None",
+    "symbolic": f"a SymbolicCondition, a mapping of its fields ({', '.join(SYMBOLIC_FIELDS)}) or None",
 }
 
 
@@ -208,6 +257,14 @@ def check_value(kind: AttributeKind, value: Any, where: str | Callable[[], str])
             return number
     if kind == "wav" and isinstance(value, WavCondition):
         return value
+    if kind == "symbolic" and isinstance(value, SymbolicCondition):
+        return value
+    if kind == "symbolic" and isinstance(value, Mapping):
+        unknown = [k for k in value if k not in (*SYMBOLIC_FIELDS, "wav")]
+        if not unknown:
+            return SymbolicCondition(**value)
+        raise ConditioningInputError(f"{_place(where)}: unknown symbolic fields {short_repr(unknown)}; "
+                                     f"fields: {', '.join(SYMBOLIC_FIELDS)}, wav")
     if kind == "embedding" and isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() in (1, 2):
         return value if value.dim() == 2 else value.unsqueeze(0)
     if kind == "joint_embed":
@@ -227,6 +284,7 @@ _FAST_TYPES: dict[str, frozenset[type]] = {
     "number": frozenset((int, float, type(None))),
     "wav": frozenset((WavCondition, type(None))),
     "joint_embed": frozenset((JointEmbedCondition, type(None))),
+    "symbolic": frozenset((SymbolicCondition, type(None))),
 }
 
 
@@ -298,6 +356,16 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {short_repr(value)}"
 
 
+def symbolic_value(item: Mapping[str, Any], route: Route, index: int) -> SymbolicCondition:
+    """The SymbolicCondition a metadata dict holds for a symbolic route: its fields among the
+    route's keys. A dict holding none of them is an error naming them (None values are fine)."""
+    if not any(key in item for key in route.keys):
+        raise ConditioningInputError(
+            f"item {index}: missing keys for condition '{route.name}': it reads "
+            f"{', '.join(repr(k) for k in route.keys)} (any of them; None for no value); keys given: {short_keys(item)}")
+    return SymbolicCondition.from_metadata(item, route.keys)
+
+
 def routes_checked(routes: Sequence[Route]) -> frozenset[tuple[str, str]]:
     """The ``(kind, name)`` pairs that ``to_attributes`` checks for these routes."""
     return frozenset((route.kind, route.name) for route in routes)
@@ -321,6 +389,9 @@ def to_attributes(item: Any, routes: Sequence[Route], index: int,
     if item.__class__ is dict or isinstance(item, Mapping):
         for route in routes:
             keys = route.keys
+            if route.kind == "symbolic":
+                result.symbolic[route.name] = symbolic_value(item, route, index)
+                continue
             key = keys[0] if keys[0] in item else next((k for k in keys[1:] if k in item), None)
             if key is None:
                 tried = " or ".join(repr(k) for k in keys)

@@ -27,7 +27,20 @@ class ConfigError(CuecraftError, ValueError):
 
 
 class ConditioningInputError(CuecraftError, ValueError):
-    """A metadata item or attribute value cannot be turned into a condition."""
+    """A metadata item or attribute value cannot be turned into a condition.
+
+    ``problems`` is the list of problem lines (one for most errors; every problem of a batch for
+    the conditioners that check all values before raising, such as ``beats`` and ``chords``).
+    ``str(error)`` is the one line, or a count followed by one indented line per problem.
+    """
+
+    def __init__(self, problems: str | Sequence[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            super().__init__(self.problems[0])
+        else:
+            super().__init__(f"{len(self.problems)} problems with the conditioning input:\n  "
+                             + "\n  ".join(self.problems))
 
 
 class GenerationInputError(CuecraftError, ValueError):

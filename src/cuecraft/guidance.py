@@ -194,6 +194,11 @@ def combine_guidance(conditional: torch.Tensor, unconditional: torch.Tensor, sca
     guided = unconditional + (conditional - unconditional) * scale
     if rescale_phi == 0.0 or scale == 1.0:
         return guided
+    return rescale_guided(guided, conditional, rescale_phi)
+
+
+def rescale_guided(guided: torch.Tensor, conditional: torch.Tensor, rescale_phi: float) -> torch.Tensor:
+    """``φ * g * std(c) / std(g) + (1 - φ) * g``, the std over dim 1 (channels): [B, C, ...]."""
     std_conditional = conditional.std(dim=1, keepdim=True)
     std_guided = guided.std(dim=1, keepdim=True)
     ratio = torch.where(std_guided > 0, std_conditional / std_guided, torch.ones_like(std_guided))

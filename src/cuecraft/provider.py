@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from cuecraft._text import short_keys, short_repr
-from cuecraft.attributes import EXPECTED, ConditioningAttributes, Route, check_column, routes_checked, to_attributes
+from cuecraft.attributes import (EXPECTED, ConditioningAttributes, Route, check_column, routes_checked, symbolic_value,
+                                 to_attributes)
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, Tokens, ValueTokens
 from cuecraft.errors import ConditioningInputError, ConfigError
@@ -25,7 +26,8 @@ class ConditionProvider(nn.Module):
 
     Args:
         conditioners: ``{name: conditioner}``. A conditioner reads the attribute of its own kind
-            and name; from a plain metadata dict it reads the key ``name``.
+            and name; from a plain metadata dict it reads the key ``name`` (a ``symbolic``
+            conditioner reads the keys of its ``metadata_keys``, whatever its name).
         default_keys: ``{name: key}``: the metadata key to read when ``name`` itself is absent
             (stable-audio-tools' ``default_keys``, e.g. ``{"prompt_t5": "prompt"}``).
         pre_encoded_keys: names whose values arrive already embedded: a float tensor [T, D] (or
@@ -53,6 +55,9 @@ class ConditionProvider(nn.Module):
         for name, key in default_keys.items():
             if name not in conditioners:
                 problems.append(f"default_keys.{name}: no conditioner is named {name!r}; names: {sorted(conditioners)}")
+            elif getattr(conditioners[name], "kind", None) == "symbolic":
+                problems.append(f"default_keys.{name}: a symbolic condition reads its own metadata fields "
+                                f"({', '.join(conditioners[name].metadata_keys)}); it takes no default key")
             elif not isinstance(key, str):
                 problems.append(f"default_keys.{name}: expected a str key; got {key!r}")
         if not conditioners:
@@ -64,7 +69,8 @@ class ConditionProvider(nn.Module):
         self.pre_encoded_keys = frozenset(pre_encoded_keys)
         self.routes = [
             Route(name, "embedding" if name in self.pre_encoded_keys else c.kind,
-                  (name, default_keys[name]) if name in default_keys else (name,))
+                  tuple(c.metadata_keys) if c.kind == "symbolic" and name not in self.pre_encoded_keys
+                  else (name, default_keys[name]) if name in default_keys else (name,))
             for name, c in self.conditioners.items()
         ]
         self._checked = routes_checked(self.routes)
@@ -94,9 +100,11 @@ class ConditionProvider(nn.Module):
         value is checked once. ``train`` selects the conditioners' training behaviour (word
         dropout, CLAP's training source, melody lengths as given); ``generator`` draws their
         randomness (torch's global one when None). Returns ``{name: Tokens}`` (picklable: it may
-        come from a data-loader worker).
+        come from a data-loader worker). A value no conditioner can use is a
+        ConditioningInputError listing the problems of every condition.
         """
         tokens: dict[str, Tokens] = {}
+        problems: list[str] = []
         for (route, conditioner), values in zip(self._plan, self._columns(batch)):
             name = route.name
             try:
@@ -105,7 +113,9 @@ class ConditionProvider(nn.Module):
                 else:
                     tokens[name] = conditioner.tokenize_checked(values, train=train, generator=generator)
             except ConditioningInputError as error:
-                raise ConditioningInputError(f"condition '{name}', {error}") from None
+                problems += [f"condition '{name}', {problem}" for problem in error.problems]
+        if problems:
+            raise ConditioningInputError(problems)
         return tokens
 
     def _columns(self, batch: Batch) -> list[list[Any]]:
@@ -121,6 +131,9 @@ class ConditionProvider(nn.Module):
             return [[getattr(item, route.kind).get(route.name) for item in attributes] for route in self.routes]
         columns = []
         for route in self.routes:
+            if route.kind == "symbolic":
+                columns.append([symbolic_value(item, route, i) for i, item in enumerate(batch)])
+                continue
             key = route.keys[0]
             try:
                 raw = [item[key] for item in batch]

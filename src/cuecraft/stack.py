@@ -14,8 +14,10 @@ import torch
 from cuecraft.attributes import ConditioningAttributes
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import Tokens
+from cuecraft.errors import ConditioningInputError
 from cuecraft.fuser import ConditionFuser, FusedInputs
 from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout, unconditional, unconditional_inputs
+from cuecraft.guidance_groups import group_attributes, names_by_kind, prompt_conditions
 from cuecraft.provider import ConditionProvider
 
 
@@ -53,6 +55,11 @@ class ConditioningStack:
     # Attribute kinds the unconditional branch leaves as they are, as the CFG dropout does
     # (AudioCraft's keeps joint_embed, CLAP: ``dropout.cfg_keep_kinds``, compat exact).
     guidance_keep_kinds: tuple[str, ...] = ()
+    # Guidance per condition group (cuecraft.guidance_groups): the group's condition ids (empty:
+    # the prompt text encoders, ``text_conditions``), its scale (0: off) and its branch.
+    guidance_group: tuple[str, ...] = ()
+    guidance_group_scale: float = 0.0
+    guidance_group_branch: str = "without"
 
     def dropout(self, attributes: list[ConditioningAttributes],
                 generator: torch.Generator | None = None) -> list[ConditioningAttributes]:
@@ -100,7 +107,10 @@ class ConditioningStack:
         configs keeps ``global`` and ``input_concat`` and zeroes the rest, as its DiT does.
         With ``guidance_keep_kinds`` the null attributes keep those kinds (AudioCraft's CLAP).
         """
-        attributes = self.provider.to_attributes(batch)
+        return self._branches(self.provider.to_attributes(batch), negative, input)
+
+    def _branches(self, attributes: list[ConditioningAttributes], negative: Sequence[Any] | None,
+                  input: torch.Tensor | None) -> tuple[FusedInputs, FusedInputs]:
         conditional = self.fuse(self.provider.condition(attributes), input)
         keep, mode = self.guidance_keep_roles, self.guidance_null
         if negative is not None:
@@ -110,6 +120,40 @@ class ConditioningStack:
             return conditional, unconditional_inputs(conditional, keep_roles=keep, mode="zeros")
         null = self.fuse(self.provider.condition(unconditional(attributes, self.guidance_keep_kinds)), input)
         return conditional, unconditional_inputs(conditional, null, keep_roles=keep) if keep else null
+
+    def text_conditions(self) -> tuple[str, ...]:
+        """Ids of the conditioners that carry a text prompt (types ``guidance_groups.PROMPT_TYPES``)."""
+        return prompt_conditions(self.types)
+
+    def guidance_group_conditions(self) -> tuple[str, ...]:
+        """The group of group guidance: the config's ``guidance.group.conditions``, else the text
+        conditions (empty when the model has neither)."""
+        return self.guidance_group or self.text_conditions()
+
+    def group_guidance_inputs(self, batch: Sequence[Any], group: Sequence[str] | None = None,
+                              negative: Sequence[Any] | None = None, *, branch: str | None = None,
+                              input: torch.Tensor | None = None) -> tuple[FusedInputs, FusedInputs, FusedInputs]:
+        """(conditional, unconditional or negative, group branch) FusedInputs, each of batch B.
+
+        The first two are ``guidance_inputs``'; the group branch holds the conditions with the
+        ``group`` (condition ids; default ``guidance_group_conditions()``) nulled, the rest kept
+        (``branch="without"``), or only the group kept (``"only"``; default: the config's
+        ``guidance_group_branch``), through the null path of dropout
+        (``guidance_groups.group_attributes``), and keeps the config's ``guidance.keep_roles``
+        from the conditional branch as the unconditional one does.
+        """
+        group = self.guidance_group_conditions() if group is None else tuple(group)
+        branch = self.guidance_group_branch if branch is None else branch
+        if not group:
+            raise ConditioningInputError("group guidance: no group given and the model has no text conditions; "
+                                         "name the group's condition ids")
+        kinds = {route.name: route.kind for route in self.provider.routes}
+        attributes = self.provider.to_attributes(batch)
+        conditional, other = self._branches(attributes, negative, input)
+        nulled = group_attributes(attributes, names_by_kind(group, kinds), branch, self.guidance_keep_kinds)
+        fused = self.fuse(self.provider.condition(nulled), input)
+        keep = self.guidance_keep_roles
+        return conditional, other, unconditional_inputs(conditional, fused, keep_roles=keep) if keep else fused
 
     def summarize(self, conditions: dict[str, Condition]) -> list[ConditionSummary]:
         rows = []

@@ -6,7 +6,7 @@ Adding a conditioner to the registry means adding an example here: the test fail
 import pytest
 import torch
 
-from cuecraft.attributes import JointEmbedCondition, WavCondition
+from cuecraft.attributes import JointEmbedCondition, SymbolicCondition, WavCondition
 from cuecraft.conditioners import BaseConditioner, build_conditioner, registered_conditioners
 
 # type name -> (settings, a batch of values with at least one None). A str setting is formatted
@@ -37,6 +37,18 @@ EXAMPLES = {
     "list": ({"output_dim": 8, "options": ["rock", "jazz", "pop"]}, ["jazz", None, "rock", "pop"]),
     "int": ({"output_dim": 8, "min_val": 10, "max_val": 20}, [12, None, 25, 3]),
     "number": ({"output_dim": 8, "min_val": -1.0, "max_val": 3.0}, [0.5, None, 7.0, -1.0]),
+    "beats": ({"output_dim": 8, "project_out": True, "frame_rate": 10, "duration": 4}, [
+        SymbolicCondition(bpm=120, time_signature="3/4"),
+        None,
+        SymbolicCondition(beats=[0.1, 0.6, 1.1, 1.6], downbeats=[0.1], seek_time=0.5, duration=3.0),
+        {"bpm": 91, "time_signature": "6/8", "downbeat_offset": 0.25},
+    ]),
+    "chords": ({"output_dim": 8, "project_out": True, "frame_rate": 10, "duration": 4}, [
+        SymbolicCondition(chords="Am F C G", bpm=120),
+        None,
+        SymbolicCondition(key="Eb major", duration=2.5),
+        {"chords": [{"symbol": "C", "start": 0.0, "end": 1.0}, {"symbol": "G7", "start": 1.5, "end": 3.0}]},
+    ]),
 }
 BUILTIN = sorted(EXAMPLES)
 
@@ -160,4 +172,4 @@ def test_tokenize_rejects_empty_and_non_sequence(build, name):
 
 def test_is_a_base_conditioner():
     for cls in registered_conditioners().values():
-        assert issubclass(cls, BaseConditioner) and cls.kind in ("text", "wav", "joint_embed", "number")
+        assert issubclass(cls, BaseConditioner) and cls.kind in ("text", "wav", "joint_embed", "number", "symbolic")

@@ -79,7 +79,7 @@ def test_errors_use_the_peer_paths():
         build_stack(sat(**{"model/conditioning/configs/0/config": {"n_bins": 64, "dim": 8, "n_binz": 2},
                            "model/conditioning/configs/3/type": "tt5"}))
     assert error.value.problems[0].startswith("model.conditioning.configs[0].config.n_binz: unknown setting for conditioner type 'lut'; valid settings: n_bins, dim, output_dim, tokenizer, project_out")
-    assert error.value.problems[1].startswith("model.conditioning.configs[3].type: unknown conditioner type 'tt5'; valid types: chroma_stem, clap, clap_audio, clap_text, int")
+    assert error.value.problems[1].startswith("model.conditioning.configs[3].type: unknown conditioner type 'tt5'; valid types: beats, chords, chroma_stem, clap, clap_audio, clap_text, int")
     with pytest.raises(ConfigError, match=r"model.conditioning.cond_dim: Input should be a valid integer"):
         load_config(sat(**{"model/conditioning/cond_dim": "768"}))
     with pytest.raises(ConfigError, match=r"model.conditioning.configs\[0\].confg: unknown key; valid keys: id, type, config"):
@@ -136,7 +136,7 @@ def test_audiocraft_errors_use_its_paths(tmp_path):
         load_config(data)
     assert error.value.problems == [
         "conditioners.description.t5.nmae: unknown setting; valid settings: name, finetune, word_dropout, normalize_text, autocast_dtype, device",
-        "conditioners.genre.model: unknown conditioner model 'spacy'; valid models: t5, lut, chroma_stem, clap",
+        "conditioners.genre.model: unknown conditioner model 'spacy'; valid models: t5, lut, chroma_stem, clap, beats, chords",
     ]
     data["conditioners"]["description"]["t5"].pop("nmae")
     data["conditioners"].pop("genre")

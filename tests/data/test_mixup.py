@@ -108,8 +108,8 @@ def test_on_corpus_pieces_the_mix_keeps_the_beats_of_both_sources():
         mixup = BeatSyncMixup(MixupOptions(p=1.0))
         plan = mixup.sample([a, b], torch.Generator().manual_seed(0))
         pair = plan.pairs[0]
-        first_downbeat_b = min(t - 1.3 for t in spec_b.downbeats if t >= 1.3)
-        assert pair.shift_seconds == pytest.approx(spec_a.downbeats[0] - first_downbeat_b, abs=1e-9)
+        downbeat_offset_b = min(t - 1.3 for t in spec_b.downbeats if t >= 1.3)
+        assert pair.shift_seconds == pytest.approx(spec_a.downbeats[0] - downbeat_offset_b, abs=1e-9)
         mix = mixup.apply([a, b], plan)[0]
         tracked = np.array(track_beats(mix.wav, SR, beats_per_bar=spec_a.beats_per_bar).beats)
         beats_a = np.array(spec_a.beats)
@@ -253,3 +253,28 @@ def test_it_is_the_collate_functions_augment():
     assert [m.get("mixup", {}).get("sources") for m in batch.metadata] == [
         ["/data/a.wav", "/data/b.wav"], ["/data/b.wav", "/data/a.wav"], None]
     assert torch.equal(batch.wav[2], items[2].wav)  # 150 bpm has no partner
+
+
+def test_musical_labels_of_a_mix_keep_the_aligned_rhythm_and_drop_the_harmony():
+    from cuecraft.conditioners import BeatsConditioner, ChordsConditioner, NumberConditioner
+    from cuecraft.provider import ConditionProvider
+
+    provider = ConditionProvider({"beats": BeatsConditioner(duration=8.0), "chords": ChordsConditioner(duration=8.0),
+                                  "bpm": NumberConditioner(4, 0, 300)})
+    chords = [{"symbol": "Am", "start": 0.0, "end": 4.0}]
+    a = item(120, 0.2, name="a", seed=1, chords=chords, key="A minor", time_signature="4/4", duration=9.0)
+    b = item(120, 0.9, name="b", seed=2, chords=[{"symbol": "C", "start": 0.0}], key="A minor", time_signature="3/4")
+    c = item(121, 0.5, name="c", seed=3, chords=chords, key="C major", time_signature="4/4")
+    mixup = BeatSyncMixup(MixupOptions(p=1.0), kinds=provider.routes)
+    assert mixup.kinds["bpm"] == "symbolic" and mixup.kinds["chords"] == "symbolic"
+    for first, second in ((a, b), (a, c)):
+        plan = mixup.sample([first, second], torch.Generator().manual_seed(0))
+        mix = mixup.apply([first, second], plan)[0]
+        for key in ("beats", "downbeats", "bpm", "time_signature", "duration"):  # aligned: item i's
+            assert mix.metadata[key] == first.metadata[key], key
+        assert mix.metadata["chords"] is None  # two progressions at once: dropped
+        assert mix.metadata["key"] == ("A minor" if second is b else None)  # kept only when both agree
+        assert "seek_time" not in mix.metadata and mix.to_metadata()["seek_time"] == first.seek_time
+        conditions = provider.condition([mix.to_metadata()])
+        torch.testing.assert_close(conditions["beats"].embedding, provider.condition([first.to_metadata()])["beats"].embedding)
+        assert conditions["chords"].mask.any() == (second is b)  # the key alone, or nothing

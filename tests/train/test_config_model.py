@@ -69,3 +69,25 @@ def test_cli_validate_recognises_a_model_config(tmp_path, capsys):
     # a width that does not fit fails like any invalid config: exit status 2, the field path named
     assert main(["config", "validate", str(path), "--set", "backbone.global_dim=16"]) == 2
     assert "backbone.global_dim" in capsys.readouterr().err
+
+
+def test_a_patch_wider_than_the_token_is_refused_for_training_unless_the_network_outputs_x0(tmp_path):
+    from cuecraft.config.model import training_problems
+    from cuecraft.config.report import validate_model_config
+    from cuecraft.train.loop import train
+
+    config = fast_config()
+    config["backbone"].update(patch_size=8, dim=64)  # 8 frames x 16 bands = 128 values in a width of 64
+    parsed = parse_model_config(config)  # exported models made before the rule still load
+    (problem,) = training_problems(parsed)
+    assert "128 values is wider than the token (dim 64)" in problem and "patch_size <= 4" in problem
+    with pytest.raises(ConfigError, match="backbone.patch_size"):
+        validate_model_config(config)
+    with pytest.raises(ConfigError, match="backbone.patch_size"):
+        train(config, tmp_path / "no-data-needed", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    config["objective"]["output"] = "x0"
+    assert training_problems(parse_model_config(config)) == []
+    config["backbone"].update(patch_size=4)
+    config["objective"]["output"] = "target"
+    assert training_problems(parse_model_config(config)) == []  # 64 values fit a width of 64

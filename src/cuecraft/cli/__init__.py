@@ -1,7 +1,7 @@
 """The ``cuecraft`` command: a thin, validated layer over the library.
 
     cuecraft generate [PROMPT] [--bpm N] [--key K] [--instrument I] [--drums on|off] [--melody FILE] [--seconds S] [--model builtin|DIR] [--out FILE.wav] [--json] ...
-    cuecraft condition [--config FILE] [--metadata FILE] [--seed N] [--train] [--json]
+    cuecraft condition [--config FILE] [--metadata FILE] [--seed N] [--train] [--json] [--out FILE.safetensors]
     cuecraft cache fill --config FILE --data DIR [--workers N] [--no-progress] [--strict]
     cuecraft data check DATA [--json] [--strict] [--cache-dir DIR]
     cuecraft data encode DATA --representation DIR --out DIR [--seconds S] [--batch-size N] [--workers N] [--precision P]

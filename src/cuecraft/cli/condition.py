@@ -1,4 +1,5 @@
-"""``cuecraft condition``: condition a batch of metadata and print one row per condition."""
+"""``cuecraft condition``: condition a batch of metadata and print one row per condition; with
+``--out FILE.safetensors``, also write every condition's embedding and mask."""
 
 from __future__ import annotations
 
@@ -7,9 +8,30 @@ import json
 import math
 import os
 
-from cuecraft.cli._shared import _format_table, _number, _quiet_model_loading
+from cuecraft.cli._shared import _format_table, _number, _quiet_model_loading, check_output_file
 from cuecraft.cli.options import add_config_arguments
 from cuecraft.errors import CuecraftError
+
+CONDITIONS_FORMAT = "cuecraft-conditions"  # the safetensors metadata of --out files
+CONDITIONS_VERSION = 1
+
+
+def write_conditions(path: str, conditions: dict, *, config: str, seed: int) -> None:
+    """Write ``{name: Condition}`` to a safetensors file, atomically: ``<name>.embedding`` float
+    [B, T, D] and ``<name>.mask`` bool [B, T] per condition; the header's metadata names the
+    format, its version, the config and the seed."""
+    from safetensors.torch import save
+
+    from cuecraft._files import atomic_write
+
+    tensors = {}
+    for name, (embedding, mask) in conditions.items():
+        tensors[f"{name}.embedding"] = embedding.detach().cpu().contiguous()
+        tensors[f"{name}.mask"] = mask.detach().cpu().contiguous()
+    data = save(tensors, metadata={"format": CONDITIONS_FORMAT, "version": str(CONDITIONS_VERSION),
+                                   "config": config, "seed": str(seed)})
+    with atomic_write(path) as handle:
+        handle.write(data)
 
 
 def run_condition(args: argparse.Namespace) -> int:
@@ -18,6 +40,8 @@ def run_condition(args: argparse.Namespace) -> int:
     from cuecraft.cli.options import config_source, resolve_audio
     from cuecraft.config import DEFAULT_CONFIG, DEFAULT_METADATA, build_stack, load_config, read_file
 
+    if args.out is not None:
+        check_output_file(args.out, (".safetensors",))
     config_path = config_source(args.config, DEFAULT_CONFIG)
     metadata_path = args.metadata or DEFAULT_METADATA
     metadata = read_file(metadata_path)
@@ -26,6 +50,8 @@ def run_condition(args: argparse.Namespace) -> int:
     _quiet_model_loading()
     stack = build_stack(load_config(config_path, overrides=args.overrides), seed=args.seed)
     kinds = {name: conditioner.kind for name, conditioner in stack.provider.conditioners.items()}
+    if any("self_wav" in route.keys for route in stack.provider.routes if route.kind == "symbolic"):
+        kinds.setdefault("self_wav", "wav")  # beats tracked from the item's audio: read the file it names
     metadata = resolve_audio(metadata, kinds, os.path.dirname(os.path.abspath(metadata_path)))
     weights = None
     if args.weights:
@@ -44,6 +70,8 @@ def run_condition(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         conditions = stack.condition(metadata, train=args.train, generator=generator)
         fused = stack.fuse(conditions)
+    if args.out is not None:  # every check has passed: nothing is written on an error
+        write_conditions(args.out, conditions, config=str(config_path), seed=args.seed)
     rows = stack.summarize(conditions)
     outputs = {
         name: tuple(getattr(fused, name).shape)
@@ -59,6 +87,7 @@ def run_condition(args: argparse.Namespace) -> int:
                 for row in rows
             ],
             "fused": {name: list(shape) for name, shape in outputs.items()},
+            **({"out": args.out} if args.out is not None else {}),
         }, indent=2))
         return 0
     print(f"config:   {config_path}")
@@ -75,6 +104,8 @@ def run_condition(args: argparse.Namespace) -> int:
     print("\nfused (what the backbone reads):")
     for name, shape in outputs.items():
         print(f"  {name:<22} {list(shape)}")
+    if args.out is not None:
+        print(f"\nwrote {args.out} (<id>.embedding and <id>.mask of {len(conditions)} conditions)")
     return 0
 
 
@@ -97,4 +128,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     condition.add_argument("--seed", type=int, default=0, help="seed for weight initialisation and dropout (default 0)")
     condition.add_argument("--train", action="store_true", help="apply the config's training dropouts")
     condition.add_argument("--json", action="store_true", help="print the result as JSON")
+    condition.add_argument("--out", metavar="FILE.safetensors", help="also write every condition's embedding "
+                           "[B, T, D] and mask [B, T] as tensors <id>.embedding and <id>.mask (atomically; "
+                           "nothing is written when the input has a problem)")
     condition.set_defaults(run=run_condition)

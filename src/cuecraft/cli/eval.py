@@ -129,7 +129,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.limit is not None:
             rows = rows[:args.limit]
         pipe = _pipeline(args.model)
-        result = evaluate_pipeline(pipe, rows, steps=args.steps, guidance=args.guidance, seed=args.seed,
+        result = evaluate_pipeline(pipe, rows, steps=args.steps, guidance=args.guidance,
+                                   guidance_text=args.guidance_text, seed=args.seed,
                                    batch_size=args.batch_size, seconds=args.seconds, floor=not args.no_floor,
                                    ceiling=not args.no_ceiling, pitch=args.pitch_accuracy, extras=extras,
                                    progress=progress)
@@ -155,10 +156,12 @@ def _add_train_classifier(actions: argparse._SubParsersAction) -> None:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "eval", help="score how well audio follows its conditions (tempo, key, melody, rhythm, instrument)",
+        "eval", help="score how well audio follows its conditions (tempo, key, melody, rhythm, chords, instrument)",
         description="Generate audio for a prompt set with a model and score its adherence to what was asked "
                     "(tempo within 4 % and Mustango's tempo bins, key exact / with relative / MIREX, MusicGen's "
-                    "melody chroma cosine, onset and beat F-measure, instrument accuracy with a classifier), beside "
+                    "melody chroma cosine, onset and beat F-measure, beat and downbeat F-measure against the asked "
+                    "beat grid (rows with bpm and time_signature), chord IOU and mir_eval majmin against the asked "
+                    "progression (rows with chords), instrument accuracy with a classifier), beside "
                     "a ceiling (the same metrics on corpus audio with the same asked values) and floors (the model "
                     "with every condition dropped, and with the conditions shuffled across prompts). --audio DIR "
                     "scores existing WAVs with JSON sidecars of the asked values instead. Writes OUT/report.json, "
@@ -173,6 +176,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", metavar="N", type=int, help="only the first N prompt rows")
     parser.add_argument("--steps", metavar="N", type=int, default=25, help="sampler steps (default 25)")
     parser.add_argument("--guidance", metavar="G", type=float, help="guidance scale (default: the model's)")
+    parser.add_argument("--guidance-text", metavar="G2", type=float,
+                        help="guidance scale of the text prompt on top of --guidance, as in cuecraft generate "
+                             "(default: the model's)")
     parser.add_argument("--seed", metavar="N", type=int, default=0, help="generation seed (default 0)")
     parser.add_argument("--batch-size", metavar="N", type=int, default=8, help="requests per batch (default 8)")
     parser.add_argument("--seconds", metavar="S", type=float, help="clip length for every row (default: the "

@@ -37,8 +37,8 @@ def run_generate(args: argparse.Namespace) -> int:
     drums = None if args.drums is None else args.drums == "on"
     request = GenerationRequest(prompt=args.prompt, negative_prompt=args.negative, bpm=args.bpm, key=args.key,
                                 instrument=args.instrument, drums=drums, melody=args.melody, seconds=args.seconds)
-    [result] = pipe.generate([request], steps=args.steps, guidance=args.guidance, sampler=args.sampler,
-                             seed=args.seed, candidates=args.candidates, keep=args.keep,
+    [result] = pipe.generate([request], steps=args.steps, guidance=args.guidance, guidance_text=args.guidance_text,
+                             sampler=args.sampler, seed=args.seed, candidates=args.candidates, keep=args.keep,
                              progress=None if args.no_progress else _progress(sys.stderr))
     paths = write_wavs(args.out, result.audio, result.sample_rate)
     for path, clip in zip(paths, result.audio):
@@ -49,8 +49,12 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": pipe.name, "asked": result.asked,
                           "settings": {"steps": args.steps,
-                                       "guidance": pipe.stack.guidance_scale if args.guidance is None else args.guidance, "sampler": args.sampler,
-                                       "seed": args.seed, "candidates": args.candidates},
+                                       "guidance": pipe.stack.guidance_scale if args.guidance is None
+                                       else args.guidance,
+                                       "guidance_text": pipe.stack.guidance_group_scale if args.guidance_text is None
+                                       else args.guidance_text,
+                                       "guidance_group": list(pipe.stack.guidance_group_conditions()),
+                                       "sampler": args.sampler, "seed": args.seed, "candidates": args.candidates},
                           "outputs": outputs}, indent=2))
         return 0
     asked = ", ".join(f"{k} {v}" for k, v in result.asked.items())
@@ -82,7 +86,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--melody", metavar="FILE", help="a recording whose melody (chroma) to follow")
     generate.add_argument("--seconds", type=float, help="length in seconds (default: the model's training length)")
     generate.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
-    generate.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    generate.add_argument("--guidance", type=float, metavar="G",
+                          help="classifier-free guidance scale of all conditions (default: the model's)")
+    generate.add_argument("--guidance-text", type=float, metavar="G2",
+                          help="guidance scale of the text prompt on top of --guidance, in the same batched pass "
+                               "(the conditions of the model config's guidance.group, else its text encoders); "
+                               "0 turns it off (default: the model's guidance.group.scale, else 0)")
     generate.add_argument("--sampler", default="dpmpp_2m", choices=["euler", "heun", "dpmpp_2m", "ddim"],
                           help="sampler (default dpmpp_2m)")
     generate.add_argument("--seed", type=int, default=0, help="seed (default 0)")

@@ -2,7 +2,7 @@
 
 Notation: B batch, T condition length, D width.
 
-A conditioner consumes one attribute kind (text, wav, joint_embed or number).
+A conditioner consumes one attribute kind (text, wav, joint_embed, number or symbolic).
 ``tokenize(values, *, train=False, generator=None)`` takes one value per item (None for "no
 value") and does all CPU-side preparation, returning CPU tensors and never touching the device.
 It is stateless: it reads no module state (not ``self.training``), only its arguments, so it runs

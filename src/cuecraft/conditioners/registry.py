@@ -35,7 +35,7 @@ def register_conditioner(name: str, *, replace: bool = False) -> Callable[[C], C
         if not (isinstance(cls, type) and issubclass(cls, BaseConditioner)):
             raise TypeError(f"register_conditioner('{name}') needs a BaseConditioner subclass; got {cls!r}")
         if getattr(cls, "kind", None) is None:
-            raise TypeError(f"{cls.__name__} must set the class attribute 'kind' (text, wav, joint_embed or number)")
+            raise TypeError(f"{cls.__name__} must set the class attribute 'kind' (text, wav, joint_embed, number or symbolic)")
         taken = _REGISTRY.get(name)
         if taken is not None and taken is not cls and not replace:
             raise ValueError(

@@ -4,7 +4,11 @@
     fuser: {sum: [...], cross: [...], prepend: [...], input_interpolate: [...],
             cross_attention_pos_emb, cross_attention_pos_emb_scale}
     classifier_free_guidance: {training_dropout, inference_coef}
-    attribute_dropout: {text: {...}, wav: {...}}
+    attribute_dropout: {text: {...}, wav: {...}, symbolic: {...}}
+
+Besides AudioCraft's models (t5, lut, chroma_stem, clap), ``model: beats`` and ``model: chords``
+build cuecraft's frame-aligned conditioners (``fuser: {sum: [...]}`` or ``input_interpolate``);
+their dropout is ``attribute_dropout: {symbolic: {name: p}}``, as JASCO names its chords'.
 
 Conditions are ``transformer_lm.dim`` wide (``dim`` at the top level also works). AudioCraft
 always puts a projection after a conditioner, so ``project_out`` is set. ``${a.b}`` references are
@@ -35,6 +39,11 @@ MODELS: dict[str, tuple[str, dict[str, str | None]]] = {
                       "bins": None,
                       "kmeans_iters": None, "text_p": None, "batch_size": None, "cache_path": None,
                       "device": None}),
+    # cuecraft's frame-aligned conditioners (no AudioCraft model of these names): settings as
+    # cuecraft names them; ``project_out: false`` keeps the raw channels.
+    **{name: (name, {key: key for key in ("frame_rate", "duration", "time_signature", "min_bpm", "max_bpm",
+                                          "project_out", *extra)})
+       for name, extra in (("beats", ("beat_width", "track", "tracker", "cache_path")), ("chords", ()))},
 }
 FUSER_KEYS = {"sum": "role", "cross": "role", "prepend": "role", "input_interpolate": "role",
               "ignore": "conditions the model reads itself", "cross_attention_pos_emb": "flag",

@@ -20,6 +20,7 @@ from cuecraft._text import short_repr
 from cuecraft.errors import ConfigError, MissingDependencyError, PretrainedModelNotFoundError
 from cuecraft.fuser import ConditionFuser
 from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout, check_guidance_nulls, check_keep_kinds
+from cuecraft.guidance_groups import check_guidance_group
 from cuecraft.provider import ConditionProvider
 from cuecraft.stack import ConditioningStack
 
@@ -37,7 +38,9 @@ def settings_of(config: ConditioningConfig, index: int) -> dict[str, Any]:
     except ConfigError:
         return settings
     if "output_dim" in accepted and "output_dim" not in settings:
-        settings["output_dim"] = config.cond_dim
+        # a class may choose its own (frame conditioners: their raw channels unless projecting)
+        hook = getattr(conditioner_class(spec.type), "default_output_dim", None)
+        settings["output_dim"] = hook(settings, config.cond_dim) if callable(hook) else config.cond_dim
     return settings
 
 
@@ -255,6 +258,10 @@ def check_dropout(config: ConditioningConfig) -> tuple[ClassifierFreeGuidanceDro
     except ConfigError as error:
         raise ConfigError([f"dropout.{p}" for p in error.problems]) from None
     guidance_problems = check_guidance_nulls(config.guidance.keep_roles, config.guidance.null)
+    group = config.guidance.group
+    if group is not None:
+        guidance_problems += check_guidance_group(group.conditions, group.scale, group.branch,
+                                                  {spec.id: spec.type for spec in config.conditioners})
     if guidance_problems:
         raise ConfigError([f"guidance.{p}" for p in guidance_problems])
     return cfg_dropout, attribute_dropout
@@ -323,4 +330,14 @@ def _build(config: ConditioningConfig, seed: int | None) -> ConditioningStack:
                              rescale_phi=float(config.guidance.rescale_phi),
                              guidance_keep_roles=tuple(config.guidance.keep_roles),
                              guidance_null=config.guidance.null,
-                             guidance_keep_kinds=tuple(config.dropout.cfg_keep_kinds))
+                             guidance_keep_kinds=tuple(config.dropout.cfg_keep_kinds),
+                             **group_guidance(config))
+
+
+def group_guidance(config: ConditioningConfig) -> dict[str, Any]:
+    """The ConditioningStack fields of the config's ``guidance.group`` (none: group guidance off)."""
+    group = config.guidance.group
+    if group is None:
+        return {}
+    return {"guidance_group": tuple(group.conditions or ()), "guidance_group_scale": float(group.scale),
+            "guidance_group_branch": group.branch}

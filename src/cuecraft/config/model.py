@@ -82,6 +82,8 @@ class TrainingSpec(_Strict):
     demo_prompts: list[dict[StrictStr, Any]] = Field(default_factory=list)  # metadata to sample for demos
     demo_steps: StrictInt = Field(default=25, ge=1)  # sampler steps of a demo
     demo_seconds: Number | None = Field(default=None, gt=0)  # demo length (None: segment_seconds)
+    quality_every: StrictInt = Field(default=0, ge=0)  # steps between sample-statistics lines (0: none)
+    quality_samples: StrictInt = Field(default=4, ge=1, le=64)  # unconditional samples from fixed noises
     segment_seconds: Number = Field(default=4.0, gt=0)  # training item length
     num_workers: StrictInt = Field(default=0, ge=0)  # DataLoader workers per rank
     seed: StrictInt = Field(default=0, ge=0)  # initialisation, data order, noise, dropout
@@ -228,6 +230,27 @@ def _cross_field_problems(spec: _ModelSpec) -> list[str]:
     if spec.objective.timesteps == "uniform" and "timestep_std" in spec.objective.model_fields_set:
         problems.append("objective.timestep_std: only used with timesteps 'logit_normal'")
     return problems
+
+
+def training_problems(config: ModelConfig) -> list[str]:
+    """What ``cuecraft train`` and ``cuecraft config validate`` refuse beyond ``parse_model_config``.
+
+    A patch wider than the token: with ``objective.output`` "target" (v or the velocity), a DiT
+    whose token (``dim``) is narrower than its patch (``patch_size * latent_dim`` values) cannot
+    carry the noise value by value, and what it cannot carry passes through the sampler as noise
+    left in every sample (samples six to seven times rougher than the data; README, "Sample
+    quality"). ``objective.output: "x0"`` is allowed with any patch: what a narrow token drops
+    is then detail, not noise. Exported models trained before this rule still load and generate
+    (``parse_model_config`` does not apply it); only new training is refused.
+    """
+    backbone, objective = config.backbone, config.objective
+    values = backbone.latent_dim * backbone.patch_size
+    if objective.output == "target" and values > backbone.dim:
+        return [f"backbone.patch_size: a patch of {backbone.patch_size} frames x {backbone.latent_dim} channels = "
+                f"{values} values is wider than the token (dim {backbone.dim}); with objective.output 'target' "
+                "the values a token cannot carry stay noise in every sample. Use objective.output 'x0', "
+                f"patch_size <= {max(1, backbone.dim // backbone.latent_dim)}, or dim >= {values}"]
+    return []
 
 
 def timestep_sampler(config: ModelConfig):

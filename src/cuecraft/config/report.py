@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from cuecraft.attributes import JointEmbedCondition, WavCondition
+from cuecraft.attributes import JointEmbedCondition, SymbolicCondition, WavCondition
 from cuecraft.conditioners.base import BaseConditioner
 from cuecraft.config.build import build_parts
 from cuecraft.config.formats import LoadedConfig, load_checked
@@ -76,6 +76,8 @@ def example_value(conditioner: BaseConditioner) -> Any:
         return WavCondition(torch.sin(2 * torch.pi * 440.0 * t).unsqueeze(0), rate)
     if conditioner.kind == "joint_embed":
         return JointEmbedCondition(text=EXAMPLE_TEXT)
+    if conditioner.kind == "symbolic":
+        return SymbolicCondition(bpm=120, time_signature="4/4", chords="C G Am F", key="C major")
     return torch.zeros(1, conditioner.output_dim)  # a pre-encoded embedding
 
 
@@ -147,10 +149,12 @@ def validate_model_config(source: Any) -> ModelValidationReport:
     with every problem, or report it. A pretrained conditioner missing here is reported in its
     row, as for a conditioning config, and the rest is checked without building the stack."""
     from cuecraft.config.build import routing_of
-    from cuecraft.config.model import build_model, build_representation, parse_model_config
+    from cuecraft.config.model import build_model, build_representation, parse_model_config, training_problems
     from cuecraft.models.dit import DiT
 
     config = parse_model_config(source)
+    if training_problems(config):
+        raise ConfigError(training_problems(config))
     conditioning = validate_config(config.conditioning)
     notes = []
     if any(row.shape is None for row in conditioning.rows):
@@ -171,5 +175,5 @@ def validate_model_config(source: Any) -> ModelValidationReport:
                    f"{representation.latent_dim} per frame{loaded}")
     described = (f"dit: width {backbone.dim}, depth {backbone.depth}, {backbone.heads} heads, patch "
                  f"{backbone.patch_size}, {backbone.positions} positions")
-    objective = f"{config.objective.type}, timesteps {config.objective.timesteps}"
+    objective = (f"{config.objective.type}, output {config.objective.output}, timesteps {config.objective.timesteps}")
     return ModelValidationReport(conditioning, represented, described, dit.parameter_count(), objective, notes)

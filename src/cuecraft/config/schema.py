@@ -62,6 +62,14 @@ class DropoutSpec(_Strict):
     cfg_keep_kinds: list[StrictStr] = Field(default_factory=list)
 
 
+class GuidanceGroupSpec(_Strict):
+    """Guidance per condition group (cuecraft.guidance_groups): checked with the conditioners in build."""
+
+    conditions: list[StrictStr] | None = None  # the group's condition ids (None: the prompt text encoders)
+    scale: Real = Field(default=0.0, ge=0)  # the group's scale s_g (0: off; cuecraft generate --guidance-text)
+    branch: StrictStr = "without"  # "without" the group (MusicGen-Style) or "only" the group (JASCO)
+
+
 class GuidanceSpec(_Strict):
     scale: Real = Field(default=1.0, ge=0)  # classifier-free guidance scale at inference
     rescale_phi: Real = Field(default=0.0, ge=0, le=1)  # std rescaling (0: off)
@@ -69,6 +77,7 @@ class GuidanceSpec(_Strict):
     # input_concat), and how it makes the rest: "attributes" (null conditions) or "zeros".
     keep_roles: list[StrictStr] = Field(default_factory=list)
     null: StrictStr = "attributes"
+    group: GuidanceGroupSpec | None = None  # a second scale for a group of conditions (e.g. the text)
 
 
 class BackboneSpec(_Strict):

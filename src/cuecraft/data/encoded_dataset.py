@@ -40,7 +40,7 @@ import torch
 from cuecraft._optional import require
 from cuecraft.data.collate import AudioCollate, tokens_to
 from cuecraft.data.encoded import INDEX_FILE, item_files, read_info, read_item_json, representation_fingerprint
-from cuecraft.data.item import SELF_WAV
+from cuecraft.data.item import SEEK_TIME, SELF_WAV
 from cuecraft.data.segments import random_start, sequential_starts
 from cuecraft.errors import DatasetError
 
@@ -62,8 +62,9 @@ class EncodedItem:
     frame_rate: float = 0.0  # frames per second
 
     def to_metadata(self) -> dict[str, Any]:
-        """The metadata dict the conditioning stack reads (no ``self_wav``: frames only)."""
-        return dict(self.metadata)
+        """The metadata dict the conditioning stack reads: ``metadata`` plus ``seek_time`` (as
+        ``AudioItem.to_metadata``; no ``self_wav``: frames only)."""
+        return {**self.metadata, SEEK_TIME: self.seek_time}
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 from cuecraft.attributes import WavCondition
 
 SELF_WAV = "self_wav"  # the metadata key holding the segment itself (melody conditioning)
+SEEK_TIME = "seek_time"  # the metadata key of the segment's start in its file, in seconds
 
 
 @dataclass
@@ -44,7 +45,9 @@ class AudioItem:
         return int(self.padding_mask.sum())
 
     def to_metadata(self) -> dict[str, Any]:
-        """The metadata dict the conditioning stack reads: ``metadata`` plus ``self_wav`` (this
-        segment as a WavCondition, for melody / chroma conditioners)."""
+        """The metadata dict the conditioning stack reads: ``metadata`` plus ``seek_time`` (where
+        the segment starts in its file, so that the beats and chords conditioners place the
+        sidecar's label times, which count from the file's start) and ``self_wav`` (this segment
+        as a WavCondition, for melody / chroma conditioners and beat tracking)."""
         wav = WavCondition(self.wav, self.sample_rate, self.length, self.path, self.seek_time)
-        return {**self.metadata, SELF_WAV: wav}
+        return {**self.metadata, SEEK_TIME: self.seek_time, SELF_WAV: wav}

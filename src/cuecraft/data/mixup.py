@@ -31,6 +31,15 @@ provider's ``routes``) say what each key is. A ``joint_embed`` (CLAP) key takes 
 ``text_policy`` (default ``"null"``: text is not mixed, the joint audio embedding carries the
 mix), number and embedding keys ``other_policy`` (``"dominant"``: the value of the source with
 the larger weight; ``"null"``: None). Keys the stack does not read are item i's.
+
+Musical labels of a mix (the keys of ``symbolic`` routes: the beats and chords conditioners):
+- rhythm (``bpm``, ``time_signature``, ``downbeat_offset``, ``beats``, ``downbeats``, ``duration``)
+  are ALIGNED: they stay item i's, which the mix follows: the partner's tempo agrees within
+  ``tempo_tolerance`` and it was shifted to put its downbeat on item i's (so the beats and
+  downbeats curves of the mix are item i's, and its ``seek_time`` too).
+- harmony is DROPPED: ``chords`` becomes None (two progressions sound at once; none describes
+  the mix), and ``key`` too, unless both sources are labelled with the same key (then it stays).
+These rules hold whatever ``other_policy`` says, also for a key that a number route reads too.
 ``metadata["mixup"]`` records ``sources`` (both paths), ``seek_times``, ``lam`` and
 ``shift_seconds``.
 """
@@ -53,6 +62,7 @@ from cuecraft.data.item import SELF_WAV, AudioItem
 from cuecraft.errors import ConfigError, DatasetError
 
 MIXUP_KEY = "mixup"
+HARMONY_KEYS = ("chords", "key")  # symbolic labels a mix drops (the key only when the sources differ)
 Kinds = Mapping[str, str] | Sequence[Route]
 
 
@@ -127,8 +137,9 @@ def kinds_of(kinds: Kinds) -> dict[str, str]:
     route reads gets the route's kind)."""
     if isinstance(kinds, Mapping):
         result = dict(kinds)
-    else:
-        result = {key: route.kind for route in kinds for key in route.keys}
+    else:  # a symbolic route's labels (bpm, key, ...) follow its rules, whichever route reads them too
+        result = {key: route.kind for route in kinds for key in route.keys if route.kind != "symbolic"}
+        result.update({key: route.kind for route in kinds for key in route.keys if route.kind == "symbolic"})
     bad = {k: v for k, v in result.items() if v not in ATTRIBUTE_KINDS}
     if bad:
         raise ConfigError([f"mixup.kinds.{k}: one of {list(ATTRIBUTE_KINDS)}; got {v!r}" for k, v in bad.items()])
@@ -250,6 +261,13 @@ class BeatSyncMixup:
                 value: Any = None if wav is None else JointEmbedCondition(wav, first.sample_rate, length=length)
             elif kind == "wav":
                 value = None if wav is None else WavCondition(wav, first.sample_rate, length)
+            elif kind == "symbolic" and key in HARMONY_KEYS:
+                same = key == "key" and first.metadata.get(key) == second.metadata.get(key)
+                value = first.metadata.get(key) if same else None
+            elif kind == "symbolic":  # rhythm: item i's, which the partner was aligned to
+                if key not in first.metadata:
+                    continue  # seek_time and the like come from the item itself
+                value = first.metadata[key]
             else:
                 policy = self.options.text_policy if kind == "text" else self.options.other_policy
                 value = dominant.metadata.get(key) if policy == "dominant" else None

@@ -1,7 +1,7 @@
 """Prompt sets for ``cuecraft eval``: reading and checking them, and the shipped held-out set.
 
 A prompt set is JSON lines, one request per line, with these fields (all optional, at least one
-control among prompt / bpm / key / instrument / drums / melody_seed):
+control among prompt / bpm / key / instrument / drums / melody_seed / chords / time_signature):
 
     prompt        str    the text
     bpm           number beats per minute, > 0
@@ -10,6 +10,12 @@ control among prompt / bpm / key / instrument / drums / melody_seed):
     drums         "on" | "off"
     seconds       number clip length, > 0
     melody_seed   int    the reference melody: corpus piece ``sample_piece(melody_seed, seconds)``
+    chords        str    a progression: one chord per bar ("Am F C G", needs bpm; repeated to the
+                         clip's end) or timed ("Am@0 F@2 C@4 G@6", seconds), read as the ``chords``
+                         conditioner reads it; scored by ``cuecraft.eval.chords``
+    time_signature str   the metre, "4/4", "3/4", "6/8" (with bpm: the asked beat grid, scored by
+                         ``cuecraft.eval.rhythm.beat_grid``; without it, chords count 4/4 bars)
+    downbeat_offset number seconds from the clip's start to the first downbeat (default 0; needs bpm)
     ceiling_seed  int    the corpus piece whose labels equal the row's (the ceiling renders it)
 
 Sidecars of ``cuecraft eval --audio`` take the same fields plus ``melody_path`` (a reference
@@ -43,7 +49,8 @@ HELDOUT_ROWS = 100
 HELDOUT_SECONDS = 8
 MELODY_EVERY = 3  # every third row carries a melody
 MAX_PER_COMBINATION = 3  # rows per held-out combination, so that the 100 rows spread over them
-CONTROLS = ("prompt", "bpm", "key", "instrument", "drums", "melody_seed")
+CONTROLS = ("prompt", "bpm", "key", "instrument", "drums", "melody_seed", "chords", "time_signature",
+            "downbeat_offset")
 DRUM_VALUES = ("on", "off")
 
 
@@ -64,12 +71,24 @@ class PromptRow:
     seconds: float | None = None
     melody_seed: int | None = None
     ceiling_seed: int | None = None
+    chords: str | None = None  # a progression, "Am F C G" or "Am@0 F@2"
+    time_signature: str | None = None  # "4/4", "3/4", "6/8"
+    downbeat_offset: float | None = None  # seconds
     melody_path: str | None = None  # --audio sidecars only; absolute once read
     reference_beats: tuple[float, ...] | None = None  # --audio sidecars only
 
     def asked(self) -> dict[str, Any]:
         """The controls this row asks for (melody as its seed), None values left out."""
         return {name: getattr(self, name) for name in CONTROLS if getattr(self, name) is not None}
+
+    @property
+    def beats_per_bar(self) -> int:
+        """Beats per bar of the asked metre (4 when none is asked)."""
+        if self.time_signature is None:
+            return 4
+        from cuecraft.conditioners.timeline import parse_time_signature
+
+        return parse_time_signature(self.time_signature).beats_per_bar
 
     def to_json(self) -> dict[str, Any]:
         row = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -111,6 +130,9 @@ def parse_row(data: Any, where: str, *, sidecar: bool = False) -> PromptRow:
         "melody_path": (lambda v: isinstance(v, str) and v != "", "a path string"),
         "reference_beats": (lambda v: isinstance(v, list) and all(_number(t) and t >= 0 for t in v),
                             "a list of times in seconds >= 0"),
+        "chords": (lambda v: isinstance(v, str) and v.strip() != "", "a progression such as 'Am F C G' or 'Am@0 F@2'"),
+        "time_signature": (lambda v: isinstance(v, str), "a metre such as '4/4', '3/4' or '6/8'"),
+        "downbeat_offset": (lambda v: _number(v) and v >= 0, "seconds >= 0"),
     }
     for name, value in values.items():
         check, allowed_text = checks[name]
@@ -124,14 +146,34 @@ def parse_row(data: Any, where: str, *, sidecar: bool = False) -> PromptRow:
         except ConditioningInputError:
             raise EvaluationInputError(f"{where}: field 'key': cannot read {values['key']!r} as a key; write e.g. "
                                "'A minor', 'F# major', 'Bbm'") from None
+    _check_timing(values, where)
     if values.get("reference_beats") is not None:
         values["reference_beats"] = tuple(float(t) for t in values["reference_beats"])
-    for name in ("bpm", "seconds"):
+    for name in ("bpm", "seconds", "downbeat_offset"):
         if values.get(name) is not None:
             values[name] = float(values[name])
     if not any(values.get(name) is not None for name in CONTROLS) and values.get("melody_path") is None:
         raise EvaluationInputError(f"{where}: asks for nothing; give at least one of {', '.join(CONTROLS)}")
     return PromptRow(**values)
+
+
+def _check_timing(values: dict[str, Any], where: str) -> None:
+    """The metre, the progression and the first downbeat of a row, read as scoring will read them."""
+    from cuecraft.conditioners.timeline import parse_time_signature
+    from cuecraft.eval.chords import parse_progression
+
+    if values.get("time_signature") is not None:
+        try:
+            values["time_signature"] = str(parse_time_signature(values["time_signature"]))
+        except ConditioningInputError as error:
+            raise EvaluationInputError(f"{where}: field {error}") from None
+    if values.get("chords") is not None:
+        progression = parse_progression(values["chords"], f"{where}: field 'chords'")
+        if progression[0][1] is None and values.get("bpm") is None:
+            raise EvaluationInputError(f"{where}: field 'chords': one chord per bar needs 'bpm' (or timed chords "
+                                       "such as 'Am@0 F@2')")
+    if values.get("downbeat_offset") is not None and values.get("bpm") is None:
+        raise EvaluationInputError(f"{where}: field 'downbeat_offset' needs 'bpm' (it places the asked beat grid)")
 
 
 def load_prompts(path: str | Path | None = None) -> list[PromptRow]:

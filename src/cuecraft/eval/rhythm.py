@@ -5,6 +5,13 @@
 - ``beat_f_measure``: ``mir_eval.beat.f_measure`` (+-70 ms). Unlike ``mir_eval.beat.evaluate``, the
   first 5 s are not trimmed (``mir_eval.beat.trim_beats``): the clips scored here are ~8 s long.
 
+- ``beat_grid``: the beats and downbeats a tempo and metre ask for (the grid the ``beats``
+  conditioner builds): a beat every 60 / bpm s through ``downbeat_offset`` (before it too: pick-up
+  beats), a downbeat every ``beats_per_bar`` beats from it; the metre's beats per bar as
+  ``cuecraft.conditioners.timeline.Metre`` counts them (6/8: two dotted-quarter beats). Scored
+  with ``beat_f_measure`` against the tracked beats and downbeats (``cuecraft eval``'s
+  ``grid_beat_f_measure`` and ``grid_downbeat_f_measure``): phase counts, not only tempo.
+
 Both are 0.0 when either side has no events (mir_eval's value; its warning is not shown), 1.0
 for identical non-empty lists; never NaN. ``onset_times`` finds onsets in audio
 (``librosa.onset.onset_detect``); ``BeatInfo.beats`` of ``cuecraft.audio.beats.track_beats`` are
@@ -13,8 +20,10 @@ the estimated beats.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,3 +70,32 @@ def beat_f_measure(reference: Sequence[float], estimated: Sequence[float], *, wi
         warnings.simplefilter("ignore")
         return float(beat.f_measure(_times("reference", reference), _times("estimated", estimated),
                                     f_measure_threshold=window))
+
+
+@dataclass(frozen=True)
+class BeatGrid:
+    """Asked beat and downbeat times (seconds from the clip's start), float64 [N] and [M], sorted."""
+
+    beats: np.ndarray
+    downbeats: np.ndarray
+
+
+def beat_grid(bpm: float, beats_per_bar: int, seconds: float, downbeat_offset: float = 0.0) -> BeatGrid:
+    """The grid ``bpm`` and a metre of ``beats_per_bar`` ask for in a clip of ``seconds``, its first
+    downbeat at ``downbeat_offset`` (see the module docstring)."""
+    problems = []
+    if not isinstance(bpm, (int, float)) or isinstance(bpm, bool) or not math.isfinite(bpm) or bpm <= 0:
+        problems.append(f"bpm: expected a number > 0; got {bpm!r}")
+    if not isinstance(beats_per_bar, int) or isinstance(beats_per_bar, bool) or beats_per_bar < 1:
+        problems.append(f"beats_per_bar: expected an int >= 1; got {beats_per_bar!r}")
+    for name, value in (("seconds", seconds), ("downbeat_offset", downbeat_offset)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            problems.append(f"{name}: expected seconds >= 0; got {value!r}")
+    if problems:
+        raise EvaluationInputError("; ".join(problems))
+    period = 60.0 / bpm
+    first = math.ceil(-downbeat_offset / period - 1e-9)  # the earliest beat index at or after 0 s
+    last = math.ceil((seconds - downbeat_offset) / period - 1e-9)  # the first index at or after the clip's end
+    index = np.arange(first, max(first, last))
+    times = downbeat_offset + index * period
+    return BeatGrid(times, times[np.mod(index, beats_per_bar) == 0])

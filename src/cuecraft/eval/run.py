@@ -113,15 +113,27 @@ def shuffle_permutation(count: int, seed: int = SHUFFLE_SEED) -> list[int]:
     return order
 
 
+ASKED_CONTROLS = ("prompt", "bpm", "key", "instrument", "drums", "chords", "time_signature", "downbeat_offset")
+
+
 def _controls(row: PromptRow, reference: Any, names: set[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {n: getattr(row, n) for n in ("prompt", "bpm", "key", "instrument", "drums")
-                              if getattr(row, n) is not None and n in names}
+    values: dict[str, Any] = {n: getattr(row, n) for n in ASKED_CONTROLS if getattr(row, n) is not None and n in names}
     if reference is not None and reference.audio.size and "melody" in names:
         values["melody"] = (reference.audio, reference.sample_rate)
     return values
 
 
+def _request(controls: dict[str, Any], seconds: float) -> Any:
+    """A GenerationRequest: its own fields as such, other controls (a model's chords, metre) in ``extra``."""
+    from cuecraft.pipelines.generate import GenerationRequest
+
+    known = set(GenerationRequest.__dataclass_fields__) - {"extra"}
+    extra = {k: v for k, v in controls.items() if k not in known}
+    return GenerationRequest(**{k: v for k, v in controls.items() if k in known}, extra=extra, seconds=seconds)
+
+
 def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, guidance: float | None = None,
+                      guidance_text: float | None = None,
                       seed: int = 0, batch_size: int = 8, seconds: float | None = None, floor: bool = True,
                       ceiling: bool = True, pitch: bool = False, extras: Extras | None = None,
                       progress: Progress | None = None) -> EvalResult:
@@ -145,12 +157,12 @@ def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, 
             if progress is not None:
                 progress(stage, done, total)
 
-        results = pipe.generate(requests, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size,
+        group = {} if guidance_text is None else {"guidance_text": guidance_text}  # only pipelines that have it
+        results = pipe.generate(requests, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size, **group,
                                 progress=step, measured=False)
         return [np.asarray(r.audio[0], dtype=np.float32) for r in results]
 
-    requests = [GenerationRequest(**_controls(row, ref, names), seconds=length)
-                for row, ref, length in zip(rows, references, lengths)]
+    requests = [_request(_controls(row, ref, names), length) for row, ref, length in zip(rows, references, lengths)]
     audio = generate(requests, "generate")
     rate = int(pipe.sample_rate)
     items = _score_set(audio, rate, rows, extras, pitch=pitch, references=references, stage="score", progress=progress)
@@ -163,7 +175,7 @@ def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, 
     if floor:
         dropped = generate([GenerationRequest(seconds=length) for length in lengths], "floor: dropped")
         order = shuffle_permutation(len(rows))
-        shuffled = generate([GenerationRequest(**_controls(rows[j], references[j], names), seconds=lengths[i])
+        shuffled = generate([_request(_controls(rows[j], references[j], names), lengths[i])
                              for i, j in enumerate(order)], "floor: shuffled")
         report["floor"] = {}
         for name, floor_audio in (("dropped", dropped), ("shuffled", shuffled)):
@@ -171,7 +183,8 @@ def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, 
                                      stage=f"score {name}", progress=progress)
             report["floor"][name] = aggregate(floor_items)
         report["floor"]["shuffle_permutation"] = order
-    report["settings"] = {"mode": "generate", "rows": len(rows), "steps": steps, "guidance": guidance, "seed": seed,
+    report["settings"] = {"mode": "generate", "rows": len(rows), "steps": steps, "guidance": guidance,
+                          "guidance_text": guidance_text, "seed": seed,
                           "batch_size": batch_size, "seconds": sorted(set(lengths)), "sample_rate": rate,
                           "controls_in_model": sorted(names), "controls_not_in_model": missing,
                           "pitch_accuracy": pitch, "classifier": extras.classifier is not None,

@@ -1,8 +1,9 @@
 """Scoring audio against what was asked: per item, then over a set.
 
 ``score_item`` measures one waveform (tempo by ``cuecraft.audio.beats``, key by
-``cuecraft.audio.key``; onsets, beats and chroma where the row has a reference) and scores each
-asked value with ``tempo``, ``key``, ``melody`` and ``rhythm``. ``add_instruments`` adds the
+``cuecraft.audio.key``; onsets, beats and chroma where the row has a reference; chords where it
+asks for them) and scores each asked value with ``tempo``, ``key``, ``melody``, ``rhythm`` (the
+asked beat grid where the row asks a tempo and a metre) and ``chords``. ``add_instruments`` adds the
 instrument classifier's labels. ``aggregate`` turns the items into the report's metrics: the mean
 of each score over the items that have it (a metric no item has is absent), the chroma cosine
 frame-weighted as AudioCraft averages it.
@@ -23,7 +24,8 @@ from cuecraft.eval.tempo import tempo_scores
 
 METRICS = ("tempo_within_4pct", "tempo_within_4pct_octave", "tempo_bin", "tempo_bin_tolerant", "key_exact",
            "key_with_relative", "key_mirex", "melody_chroma_cosine", "melody_pitch_accuracy", "onset_f1",
-           "beat_f_measure", "instrument_accuracy", "clap_score", "novelty_sim_aa")
+           "beat_f_measure", "grid_beat_f_measure", "grid_downbeat_f_measure", "chord_iou", "chord_majmin",
+           "instrument_accuracy", "clap_score", "novelty_sim_aa")
 
 
 def score_item(audio: np.ndarray, sample_rate: int, row: PromptRow, reference: Reference | None = None, *,
@@ -38,10 +40,14 @@ def score_item(audio: np.ndarray, sample_rate: int, row: PromptRow, reference: R
     wav = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)
     measured: dict[str, Any] = {}
     scores: dict[str, Any] = {}
-    beats = track_beats(wav, sample_rate)
+    beats = track_beats(wav, sample_rate, beats_per_bar=row.beats_per_bar)
     measured["tempo"] = round(beats.tempo, 3)
     if row.bpm is not None:
         scores.update(tempo_scores(row.bpm, beats.tempo))
+    if row.bpm is not None and row.time_signature is not None:
+        _score_grid(row, wav.numel() / sample_rate, beats, scores)
+    if row.chords is not None:
+        _score_chords(wav, sample_rate, row, measured, scores)
     if wav.numel() and torch.any(wav != 0):
         key, table = estimate_key(wav, sample_rate)
         measured["key"] = key if max(table.values()) > 0 else None
@@ -55,6 +61,31 @@ def score_item(audio: np.ndarray, sample_rate: int, row: PromptRow, reference: R
     if reference is not None:
         _score_reference(wav, sample_rate, reference, beats.beats, measured, scores, pitch=pitch)
     return {"asked": row.asked(), "measured": measured, "scores": scores}
+
+
+def _score_grid(row: PromptRow, seconds: float, beats: Any, scores: dict) -> None:
+    """Beat and downbeat F-measures of the tracked beats against the grid the row asks for."""
+    from cuecraft.eval.rhythm import beat_f_measure, beat_grid
+
+    assert row.bpm is not None
+    grid = beat_grid(row.bpm, row.beats_per_bar, seconds, row.downbeat_offset or 0.0)
+    scores["grid_beat_f_measure"] = beat_f_measure(grid.beats, beats.beats)
+    scores["grid_downbeat_f_measure"] = beat_f_measure(grid.downbeats, beats.downbeats)
+
+
+def _score_chords(wav: torch.Tensor, sample_rate: int, row: PromptRow, measured: dict, scores: dict) -> None:
+    """JASCO's chord IOU and mir_eval's majmin of the heard chords against the asked progression."""
+    from cuecraft.eval import chords
+
+    assert row.chords is not None
+    segments = chords.asked_segments(row.chords, seconds=wav.numel() / sample_rate, bpm=row.bpm,
+                                     beats_per_bar=row.beats_per_bar, downbeat_offset=row.downbeat_offset or 0.0)
+    heard = chords.chord_frames(wav, sample_rate)
+    measured["chords"] = chords.describe(heard)
+    for name, value in (("chord_iou", chords.chord_iou(segments, heard)),
+                        ("chord_majmin", chords.chord_majmin(segments, heard))):
+        if value is not None:
+            scores[name] = value
 
 
 def _score_reference(wav: torch.Tensor, sample_rate: int, reference: Reference, beats: Sequence[float],

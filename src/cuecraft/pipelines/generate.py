@@ -17,6 +17,13 @@ conditioner is ``melody``, a ``seconds_total`` number is set from the length, an
 ``instrument``, ``drums`` in the built-in model). A value the model does not know is a
 ``GenerationInputError`` listing what it knows; a control the model lacks is one too.
 
+Guidance. ``guidance`` is the classifier-free guidance scale of all conditions, ``guidance_text``
+the scale of a group of them, by default the text prompt (the conditioners that carry a prompt, or
+the config's ``guidance.group.conditions``), in one batched pass of the conditional, group and
+unconditional branches: ``cuecraft.guidance_groups`` gives the formula and the settings that
+reproduce MusicGen-Style's double CFG and JASCO's two scales. Both default to the model config's
+(``guidance.scale``, ``guidance.group.scale``); ``guidance_text=0`` is plain guidance.
+
 Candidates. With ``candidates=N`` each request is sampled N times and the ``keep`` best are
 returned, ranked by how well they follow the asked tempo and key (``adherence_score``).
 
@@ -38,8 +45,9 @@ import numpy as np
 import torch
 
 from cuecraft.errors import ConditioningInputError, GenerationInputError
+from cuecraft.guidance_groups import PROMPT_TYPES
 
-TEXT_TYPES = ("sentence", "t5", "clap_text", "clap", "text")  # conditioner types read as the prompt
+TEXT_TYPES = PROMPT_TYPES  # conditioner types read as the prompt
 TIMING = ("seconds_start", "seconds_total")  # stable-audio-tools' timing numbers: set, not asked
 Progress = Callable[[int, int], None]  # (sampler steps done, total)
 
@@ -272,19 +280,19 @@ class GenerationPipeline:
     # -- generation -----------------------------------------------------------------------
 
     def __call__(self, prompt: str | None = None, *, steps: int = 25, guidance: float | None = None,
-                 sampler: str = "dpmpp_2m", seed: int = 0, candidates: int = 1, keep: int | None = None,
-                 progress: Progress | None = None, **controls: Any) -> GenerationResult:
+                 guidance_text: float | None = None, sampler: str = "dpmpp_2m", seed: int = 0, candidates: int = 1,
+                 keep: int | None = None, progress: Progress | None = None, **controls: Any) -> GenerationResult:
         """Generate one request: ``pipe(prompt, bpm=..., key=..., melody=(wav, rate), seconds=...)``."""
         known = {f for f in GenerationRequest.__dataclass_fields__ if f not in ("prompt", "extra")}
         extra = {k: controls.pop(k) for k in list(controls) if k not in known}
         request = GenerationRequest(prompt=prompt, extra=extra, **controls)
-        return self.generate([request], steps=steps, guidance=guidance, sampler=sampler, seed=seed,
-                             candidates=candidates, keep=keep, progress=progress)[0]
+        return self.generate([request], steps=steps, guidance=guidance, guidance_text=guidance_text,
+                             sampler=sampler, seed=seed, candidates=candidates, keep=keep, progress=progress)[0]
 
     def generate(self, requests: Sequence[GenerationRequest], *, steps: int = 25, guidance: float | None = None,
                  sampler: str = "dpmpp_2m", seed: int = 0, candidates: int = 1, keep: int | None = None,
                  batch_size: int = 8, progress: Progress | None = None, measured: bool = True,
-                 ) -> list[GenerationResult]:
+                 guidance_text: float | None = None) -> list[GenerationResult]:
         """Generate every request (see the module docstring); returns one result per request, in order."""
         problems = []
         for name, value, low in (("steps", steps, 1), ("candidates", candidates, 1), ("batch_size", batch_size, 1),
@@ -297,6 +305,13 @@ class GenerationPipeline:
         scale = self.stack.guidance_scale if guidance is None else guidance
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
             problems.append(f"guidance: expected a number >= 0; got {guidance!r}")
+        group_scale = self.stack.guidance_group_scale if guidance_text is None else guidance_text
+        if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float)) \
+                or not math.isfinite(group_scale) or group_scale < 0:
+            problems.append(f"guidance_text: expected a number >= 0 (0: off); got {guidance_text!r}")
+        elif group_scale != 0 and not self.stack.guidance_group_conditions():
+            problems.append(f"guidance_text: this model has no text conditions (conditioner types "
+                            f"{', '.join(PROMPT_TYPES)}) and its config names no guidance.group; use guidance alone")
         if not isinstance(requests, Sequence) or not requests:
             problems.append("requests: expected a non-empty list of GenerationRequest")
         if problems:
@@ -314,8 +329,8 @@ class GenerationPipeline:
                 if progress is not None:
                     progress(done + int(info.i) + 1, total)
 
-            wavs = self._sample(chunk, checked, steps=steps, scale=float(scale), sampler=sampler, seed=seed,
-                                callback=step_callback)
+            wavs = self._sample(chunk, checked, steps=steps, scale=float(scale), group_scale=float(group_scale),
+                                sampler=sampler, seed=seed, callback=step_callback)
             audio.update(zip(chunk, wavs))
         results = []
         for i, (request, _) in enumerate(checked):
@@ -330,8 +345,8 @@ class GenerationPipeline:
                                             [scores[c] for c in order]))
         return results
 
-    def _sample(self, chunk: list[tuple[int, int]], checked: list, *, steps: int, scale: float, sampler: str,
-                seed: int, callback: Callable) -> list[np.ndarray]:
+    def _sample(self, chunk: list[tuple[int, int]], checked: list, *, steps: int, scale: float, group_scale: float,
+                sampler: str, seed: int, callback: Callable) -> list[np.ndarray]:
         from cuecraft.sampling import sample
 
         metadata = [checked[i][1] for i, _ in chunk]
@@ -340,8 +355,11 @@ class GenerationPipeline:
         if any(n is not None for n in negatives):
             text = self.controls["negative_prompt"].conditioner
             negative_metadata = [{**self._null_metadata(), text: n} for n in negatives]
+        group = None
         with torch.no_grad():
-            if scale != 1.0:
+            if group_scale != 0.0:  # the Denoiser batches the branches whose weights are not 0
+                conditional, negative, group = self.stack.group_guidance_inputs(metadata, None, negative_metadata)
+            elif scale != 1.0:
                 conditional, negative = self.stack.guidance_inputs(metadata, negative_metadata)
             else:  # no guidance: the unconditional / negative branch would never be read
                 conditional, negative = self.stack.fuse(self.stack.condition(metadata)), None
@@ -350,7 +368,8 @@ class GenerationPipeline:
                                  for i, c in chunk]).to(self.device)
             latents = sample(self.dit, self.objective, conditional, shape=tuple(noise.shape), steps=steps,
                              sampler=sampler, guidance_scale=scale, negative=negative,
-                             rescale_phi=self.stack.rescale_phi, callback=callback, noise=noise)
+                             rescale_phi=self.stack.rescale_phi, callback=callback, noise=noise,
+                             group_scale=group_scale, group=group, group_branch=self.stack.guidance_group_branch)
             # one item at a time: Griffin-Lim's starting phase is drawn per call, so a batch would make an
             # item's audio depend on its neighbours
             length = round(self.max_seconds * self.sample_rate)

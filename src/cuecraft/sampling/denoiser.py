@@ -10,6 +10,10 @@ conditional and negative/unconditional halves. The combination u + s (c - u) is 
 taken on the prediction or on x0_hat (both objectives' ``denoised`` is affine in the prediction
 with the same x_t), so only the rescale differs by the choice: with ``rescale_phi`` the std
 (over channels D, per frame) matched is that of the conditional *prediction*.
+
+Guidance per condition group (``group_scale``, ``cuecraft.guidance_groups``) adds a third
+branch, the conditions with the group nulled (or only the group kept): the conditional, group and
+unconditional/negative branches a setting needs go through the model in one call of up to 3B.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 from cuecraft.errors import GenerationInputError
 from cuecraft.fuser import FusedInputs
 from cuecraft.guidance import apply_guidance
+from cuecraft.guidance_groups import GROUP_BRANCHES, branch_weights, combine_group_guidance
 from cuecraft.models.objectives import Objective
 from cuecraft.sampling.fused import concat_fused, fused_batch_size
 
@@ -40,6 +45,8 @@ class GuidanceOptions:
     scale: float = 1.0  # 1: the conditional prediction alone (no second pass); 0: the unconditional
     rescale_phi: float = 0.0  # in [0, 1]: blend towards the conditional prediction's std (0: off)
     interval: tuple[float, float] = (0.0, 1.0)  # guide only for t_lo <= t <= t_hi; else conditional only
+    group_scale: float = 0.0  # the group's own scale s_g (cuecraft.guidance_groups); 0: plain guidance
+    group_branch: str = "without"  # the group branch: "without" the group (MusicGen-Style) or "only" it (JASCO)
 
     def __post_init__(self) -> None:
         problems = []
@@ -51,14 +58,30 @@ class GuidanceOptions:
         if (not isinstance(interval, (tuple, list)) or len(interval) != 2 or not all(map(_is_number, interval))
                 or not 0.0 <= interval[0] <= interval[1] <= 1.0):
             problems.append(f"guidance interval: expected (t_lo, t_hi) with 0 <= t_lo <= t_hi <= 1; got {interval!r}")
+        if not _is_number(self.group_scale):
+            problems.append(f"group guidance scale: expected a finite number; got {self.group_scale!r}")
+        if self.group_branch not in GROUP_BRANCHES:
+            problems.append(f"group_branch: expected one of {', '.join(GROUP_BRANCHES)}; got {self.group_branch!r}")
         if problems:
             raise GenerationInputError(problems)
         object.__setattr__(self, "interval", (float(interval[0]), float(interval[1])))
 
     @property
     def guides(self) -> bool:
-        """Whether any step needs the unconditional pass."""
-        return self.scale != 1.0
+        """Whether a guided step needs more than the conditional prediction."""
+        return self.needs_unconditional or self.needs_group
+
+    @property
+    def needs_group(self) -> bool:
+        """Whether the group branch takes part (``group_scale != 0``)."""
+        return self.group_scale != 0.0
+
+    @property
+    def needs_unconditional(self) -> bool:
+        """Whether the unconditional / negative branch takes part (its weight is not 0)."""
+        if not self.needs_group:
+            return self.scale != 1.0
+        return branch_weights(self.scale, self.group_scale, self.group_branch)[2] != 0.0
 
 
 class Denoiser:
@@ -71,18 +94,21 @@ class Denoiser:
             the model receives x itself).
         negative: the other half of the guidance batch, also B: the null conditions (the stack
             on ``cuecraft.guidance.unconditional(attributes)``) or negative conditions. Needed
-            when ``guidance.scale != 1``.
+            when ``guidance.needs_unconditional`` (``scale != 1`` without a group).
+        group: the group branch, also B (``ConditioningStack.group_guidance_inputs``); needed
+            when ``guidance.group_scale != 0``.
         guidance: ``GuidanceOptions`` (default: none).
-        x_mask: bool [B, L], True on real frames, handed to the model (doubled for guided passes).
+        x_mask: bool [B, L], True on real frames, handed to the model (repeated per branch in guided passes).
 
     ``model_calls`` counts the model's forward calls; ``items`` the batch items they carried.
     A guided step is one call on 2B items (conditional then negative, concatenated by
-    ``concat_fused``); outside the guidance interval a step is one call on B items.
+    ``concat_fused``), or 3B with a group (conditional, group, negative; 2B where a branch's
+    weight is 0); outside the guidance interval a step is one call on B items.
     """
 
     def __init__(self, model: Model, objective: Objective, fused: FusedInputs, *,
                  negative: FusedInputs | None = None, guidance: GuidanceOptions | None = None,
-                 x_mask: torch.Tensor | None = None):
+                 x_mask: torch.Tensor | None = None, group: FusedInputs | None = None):
         guidance = GuidanceOptions() if guidance is None else guidance
         problems = []
         if not isinstance(objective, Objective):
@@ -92,18 +118,24 @@ class Denoiser:
             problems.append(f"fused: expected FusedInputs; got {type(fused).__name__}")
         if not isinstance(guidance, GuidanceOptions):
             problems.append(f"guidance: expected GuidanceOptions; got {type(guidance).__name__}")
-        elif guidance.guides and negative is None:
-            problems.append(f"guidance scale {guidance.scale} needs the unconditional branch: pass negative= the "
-                            "null FusedInputs (conditions of cuecraft.guidance.unconditional(attributes)) or "
-                            "negative conditions")
-        if negative is not None and not isinstance(negative, FusedInputs):
-            problems.append(f"negative: expected FusedInputs; got {type(negative).__name__}")
+        else:
+            if guidance.needs_unconditional and negative is None:
+                problems.append(f"guidance scale {guidance.scale} needs the unconditional branch: pass negative= the "
+                                "null FusedInputs (conditions of cuecraft.guidance.unconditional(attributes)) or "
+                                "negative conditions")
+            if guidance.needs_group and group is None:
+                problems.append(f"group guidance scale {guidance.group_scale} needs the group branch: pass group= "
+                                "its FusedInputs (ConditioningStack.group_guidance_inputs)")
+        for name, value in (("negative", negative), ("group", group)):
+            if value is not None and not isinstance(value, FusedInputs):
+                problems.append(f"{name}: expected FusedInputs; got {type(value).__name__}")
         if problems:
             raise GenerationInputError(problems)
         self.batch_size = fused_batch_size(fused)
-        if negative is not None and fused_batch_size(negative) != self.batch_size:
-            raise GenerationInputError(f"negative conditions must match the batch: {fused_batch_size(negative)} "
-                                       f"items for {self.batch_size}")
+        for name, value in (("negative", negative), ("group", group)):
+            if value is not None and fused_batch_size(value) != self.batch_size:
+                raise GenerationInputError(f"{name} conditions must match the batch: {fused_batch_size(value)} "
+                                           f"items for {self.batch_size}")
         if x_mask is not None and (x_mask.dtype != torch.bool or x_mask.dim() != 2):
             raise GenerationInputError(f"x_mask: expected bool [B, L]; got {x_mask.dtype} {tuple(x_mask.shape)}")
         self.model = model
@@ -111,7 +143,11 @@ class Denoiser:
         self.fused = fused
         self.guidance = guidance
         self.x_mask = x_mask
-        self._guided_fused = concat_fused(fused, negative) if guidance.guides else None
+        # The branches of a guided pass, in this order: conditional, group, unconditional / negative.
+        branches = [fused] + ([group] if guidance.needs_group else []) + ([negative] if guidance.needs_unconditional
+                                                                          else [])
+        self._parts = len(branches)
+        self._guided_fused = concat_fused(*branches) if guidance.guides else None  # type: ignore[arg-type]
         self.model_calls = 0
         self.items = 0
 
@@ -134,13 +170,25 @@ class Denoiser:
         inside = (t >= low) & (t <= high)  # [B]
         if not bool(inside.any()):
             return self._call(x, t, self.fused, self.x_mask)
-        mask = None if self.x_mask is None else torch.cat((self.x_mask, self.x_mask))
-        both = self._call(torch.cat((x, x)), torch.cat((t, t)), self._guided_fused, mask)  # [2B, D, L]
-        guided = apply_guidance(both, self.guidance.scale, self.guidance.rescale_phi)
+        parts = self._parts
+        mask = None if self.x_mask is None else torch.cat((self.x_mask,) * parts)
+        # [parts * B, D, L]: every branch's prediction, in the order of _guided_fused
+        every = self._call(torch.cat((x,) * parts), torch.cat((t,) * parts), self._guided_fused, mask)
+        guided = self._combine(every)
         if bool(inside.all()):
             return guided
-        conditional = both[: x.shape[0]]
+        conditional = every[: x.shape[0]]
         return torch.where(inside.view(-1, *([1] * (x.dim() - 1))), guided, conditional)
+
+    def _combine(self, every: torch.Tensor) -> torch.Tensor:
+        """The guided prediction [B, ...] from the branches' predictions [parts B, ...]."""
+        options = self.guidance
+        if not options.needs_group:  # plain guidance, exactly as without groups
+            return apply_guidance(every, options.scale, options.rescale_phi)
+        chunks = every.chunk(self._parts, dim=0)
+        unconditional = chunks[2] if options.needs_unconditional else None
+        return combine_group_guidance(chunks[0], chunks[1], unconditional, options.scale, options.group_scale,
+                                      options.group_branch, options.rescale_phi)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x0_hat [B, D, L] at (x [B, D, L], t [B])."""

@@ -27,7 +27,8 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
            rescale_phi: float = 0.0, interval: tuple[float, float] = (0.0, 1.0),
            generator: torch.Generator | None = None, callback: Callback | None = None,
            x_mask: torch.Tensor | None = None, t_max: float = 1.0, shift: float = 1.0, eta: float = 0.0,
-           dtype: torch.dtype = torch.float32, noise: torch.Tensor | None = None) -> torch.Tensor:
+           dtype: torch.dtype = torch.float32, noise: torch.Tensor | None = None, group_scale: float = 0.0,
+           group: FusedInputs | None = None, group_branch: str = "without") -> torch.Tensor:
     """Sample latents [B, D, L] from ``model`` conditioned on ``fused``.
 
     Args:
@@ -39,7 +40,11 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
         sampler: one of ``euler``, ``heun``, ``dpmpp_2m``, ``ddim`` (DDIM only for ``v``).
         guidance_scale, rescale_phi, interval: classifier-free guidance (``GuidanceOptions``).
         negative: the unconditional branch (null conditions) or negative conditions, batch B;
-            required when ``guidance_scale != 1``.
+            required when ``guidance_scale != 1`` (and with ``group_branch="only"``).
+        group_scale, group, group_branch: guidance per condition group
+            (``cuecraft.guidance_groups``): the group's scale (0: off), the group branch's
+            conditions, batch B (``ConditioningStack.group_guidance_inputs``), and which branch
+            it is (``"without"`` the group or ``"only"`` the group).
         generator: draws the starting noise (on the conditions' device) and DDIM's fresh noise:
             the same generator state gives the same samples.
         callback: called with a ``SamplerStep`` after each step's first evaluation.
@@ -86,12 +91,12 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
         raise GenerationInputError(problems)
     grid = make_timesteps(steps, t_max=t_max, shift=shift)
     assert isinstance(objective, Objective) and isinstance(fused, FusedInputs)
-    guidance = GuidanceOptions(guidance_scale, rescale_phi, interval)
+    guidance = GuidanceOptions(guidance_scale, rescale_phi, interval, group_scale, group_branch)
     device = _device_of(fused)
     if generator is not None and generator.device.type != device.type:
         raise GenerationInputError(f"generator: on {generator.device} but the conditions are on {device}; "
                                    f"make it with torch.Generator(device={str(device)!r})")
-    denoiser = Denoiser(model, objective, fused, negative=negative, guidance=guidance, x_mask=x_mask)
+    denoiser = Denoiser(model, objective, fused, negative=negative, guidance=guidance, x_mask=x_mask, group=group)
     options = {"eta": eta} if sampler == "ddim" else {}
     with torch.no_grad():
         if noise is None:

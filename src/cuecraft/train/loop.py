@@ -34,10 +34,10 @@ from typing import Any
 import torch
 
 from cuecraft._files import atomic_write
-from cuecraft.config.model import ModelConfig, build_model, parse_model_config, timestep_sampler
+from cuecraft.config.model import ModelConfig, build_model, parse_model_config, timestep_sampler, training_problems
 from cuecraft.data.collate import AudioCollate
 from cuecraft.data.segments import stable_seed
-from cuecraft.errors import CheckpointError, DatasetError
+from cuecraft.errors import CheckpointError, ConfigError, DatasetError
 from cuecraft.train import checkpoint as ckpt
 from cuecraft.train.data import BatchPlan, StepBatches, epoch_loader, frame_mask
 from cuecraft.train.distributed import all_reduce_mean, any_rank, barrier, start_distributed, stop_distributed
@@ -126,6 +126,8 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
     config = config if isinstance(config, ModelConfig) else parse_model_config(
         config if isinstance(config, Mapping) else Path(config))
     config = config.with_training(max_steps=max_steps, precision=precision, seed=seed)
+    if training_problems(config):
+        raise ConfigError(training_problems(config))
     training = config.training
     out = Path(out)
     context = start_distributed(device)
@@ -289,6 +291,8 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
                     if stopping or (training.checkpoint_every and step % training.checkpoint_every == 0) \
                             or step == training.max_steps:
                         save(step)
+                    if training.quality_every and step % training.quality_every == 0 and context.is_main:
+                        _quality(out, step, stack, module, ema, objective, x0, config, say)
                     if training.demo_every and (step % training.demo_every == 0) and context.is_main:
                         _demo(out, step, stack, module, ema, objective, representation, config, context, say)
                     if stopping:
@@ -356,6 +360,31 @@ def _export(out: Path, step: int, config: ModelConfig, module: DiffusionModule, 
                             lora_weights={k.removeprefix("dit."): v for k, v in averaged.items()})
     return export_model(out / "model", config_data=config.data, step=step, weights=averaged,
                         representation=representation)
+
+
+def _quality(out: Path, step: int, stack: Any, module: DiffusionModule, ema: EMA, objective: Any,
+             data: torch.Tensor, config: ModelConfig, say: Log) -> None:
+    """Sample ``quality_samples`` unconditional latents (EMA weights, fixed noises, no guidance,
+    25 dpmpp_2m steps, one training segment long) and append their statistics against the last
+    batch's latents ``data`` [B, D, L] to ``out/quality.jsonl`` (``cuecraft.eval.sample_stats``)."""
+    from cuecraft.eval.sample_stats import sample_quality
+    from cuecraft.train.demos import sample_latents
+
+    training = config.training
+    was_training = module.training
+    module.eval()
+    try:
+        with ema.applied(module):
+            latents = sample_latents(stack, module.dit, objective, [{}] * training.quality_samples,
+                                     frames=data.shape[-1], steps=25, seed=training.seed, device=data.device,
+                                     guidance_scale=1.0)
+    finally:
+        module.train(was_training)
+    summary = {"step": step, **sample_quality(latents.float().cpu(), data.float().cpu()).summary()}
+    with open(out / "quality.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(summary) + "\n")
+    say(f"samples at step {step}: roughness x{summary['roughness_ratio']:.2f}, std x{summary['std_ratio']:.2f} "
+        "of the data's")
 
 
 def _demo(out: Path, step: int, stack: Any, module: DiffusionModule, ema: EMA, objective: Any,
