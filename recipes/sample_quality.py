@@ -124,8 +124,13 @@ def run_variant(name: str, train: torch.Tensor, heldout: torch.Tensor, args: arg
         samples = sample(model, objective, FusedInputs(), shape=noise.shape, steps=25, sampler="dpmpp_2m",
                          noise=noise)
     quality = sample_quality(samples, heldout)
+    args.work.mkdir(parents=True, exist_ok=True)
+    torch.save(samples, args.work / f"samples_{name}{'_memorise' if args.memorise else ''}.pt")
+    step = (samples[..., 1:] - samples[..., :-1]).abs().mean(dim=(0, 1))  # [L - 1]: roughness per frame boundary
+    boundary = step[spec["patch"] - 1::spec["patch"]].mean() if spec["patch"] > 1 else step.mean()
     result = {"variant": name, **spec, "steps": args.steps, "train_seconds": round(seconds, 1),
               "final_loss": sum(losses[-100:]) / min(100, len(losses)), **quality.summary(),
+              "roughness_at_patch_edges": float(boundary) / quality.data.roughness,
               "x0_error": {str(t): relative_x0_error(model, objective, heldout[:32], t, 99) for t in PROBE_TIMES}}
     if args.memorise:
         distances = torch.cdist(samples.flatten(1), train.flatten(1)).square()  # [S, N]
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = (f" nearest/energy {min(result['nearest_over_energy']):.2f}-{max(result['nearest_over_energy']):.2f}"
                  if args.memorise else "")
         print(f"{name:24s} loss {result['final_loss']:.4f} roughness x{result['roughness_ratio']:.2f} "
-              f"std x{result['std_ratio']:.2f} x0 err {errors} ({result['train_seconds']:.0f} s){extra}", flush=True)
+              f"(x{result['roughness_at_patch_edges']:.2f} at patch edges) std x{result['std_ratio']:.2f} x0 err {errors} ({result['train_seconds']:.0f} s){extra}", flush=True)
     args.work.mkdir(parents=True, exist_ok=True)
     out = args.work / ("memorise.json" if args.memorise else "quality.json")
     previous = json.loads(out.read_text()) if out.exists() else []

@@ -90,6 +90,10 @@ def test_eval_generates_scores_and_writes_everything(tiny_model, tmp_path, capsy
     assert 0.0 <= metrics["instrument_accuracy"] <= 1.0 and "instrument_accuracy" in report["ceiling"]
     assert {p.name for p in out.glob("*.png")} == {"tempo.png", "key_confusion.png", "instrument_confusion.png"}
     assert not list(out.rglob("*.tmp"))
+    # sample statistics against the rows' corpus pieces through the model's representation
+    assert metrics["sample_data_roughness"] > 0 and metrics["sample_roughness_ratio"] == pytest.approx(
+        metrics["sample_roughness"] / metrics["sample_data_roughness"])
+    assert "frechet_classifier" not in metrics  # 3 rows: the data's halves need 2 clips each
     table = capsys.readouterr().out
     assert "ceiling (corpus)" in table and "floor: dropped" in table and "tempo_bin_tolerant" in table
 

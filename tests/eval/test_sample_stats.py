@@ -55,3 +55,26 @@ def test_bad_inputs_are_typed():
         frechet_distance(np.zeros((1, 3)), np.zeros((4, 3)))
     with pytest.raises(EvaluationInputError, match="width"):
         frechet_distance(np.zeros((4, 3)), np.zeros((4, 2)))
+
+
+def test_eval_sample_statistics_through_the_model_representation():
+    from types import SimpleNamespace
+
+    from cuecraft.eval.run import Extras, sample_statistics
+    from cuecraft.models.representation.mel import MelOptions, MelRepresentation
+
+    rate = 16000
+    time = np.arange(rate) / rate
+    rng = np.random.default_rng(0)
+    # the data: held notes (a slowly moving mel); the samples: noise whose loudness jumps every frame
+    data = [0.3 * np.sin(2 * np.pi * f * time).astype(np.float32) for f in (220, 330, 440, 550, 660, 770)]
+    gains = [np.repeat(np.exp(2 * rng.normal(size=rate // 256 + 1)), 256)[:rate] for _ in range(4)]
+    noisy = [(0.01 * g * rng.normal(size=rate)).astype(np.float32) for g in gains]
+    pipe = SimpleNamespace(representation=MelRepresentation(MelOptions(n_mels=16)), device=torch.device("cpu"))
+    classifier = SimpleNamespace(embed=lambda wavs, _: np.array([[w.std(), np.abs(np.diff(w)).mean(), w.max()]
+                                                                    for w in wavs]))
+    metrics = sample_statistics(pipe, noisy, rate, data, Extras(classifier=classifier))
+    assert metrics["sample_roughness_ratio"] > 3
+    assert metrics["frechet_classifier_ratio"] > 1
+    itself = sample_statistics(pipe, data, rate, data, Extras())
+    assert itself["sample_roughness_ratio"] == pytest.approx(1.0) and "frechet_classifier" not in itself

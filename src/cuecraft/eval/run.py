@@ -92,6 +92,45 @@ def _extra_metrics(audio: Sequence[np.ndarray], rate: int, rows: Sequence[Prompt
     return metrics
 
 
+def sample_statistics(pipe: Any, audio: Sequence[np.ndarray], rate: int, data: Sequence[np.ndarray],
+                      extras: Extras) -> dict[str, float]:
+    """Do the generated clips look like the data? (``cuecraft.eval.sample_stats``)
+
+    Both sets go through the same round trip: each waveform is encoded by the model's own
+    representation (``pipe.representation``), so the generated clips are measured as the model
+    made them (decoding and re-encoding a latent changes its roughness little) and the data
+    (``data``: the corpus renders of the prompt set at ``rate``) as the model was trained on it.
+    Gives roughness, standard deviation, band-mean gap and band-std ratio as ratios to the data's;
+    with a classifier, the Fréchet distance between the classifier embeddings of generated and
+    data clips, and its ratio to the distance between the two halves of the data (how far apart
+    two samples of the data itself are); it needs 2 generated clips and 4 data clips.
+    """
+    import torch
+
+    from cuecraft.eval.sample_stats import frechet_distance, sample_quality
+
+    representation = getattr(pipe, "representation", None)
+    if representation is None or len(data) < 2 or not audio:
+        return {}
+
+    def encode(clips: Sequence[np.ndarray]) -> torch.Tensor:
+        length = min(len(c) for c in clips)
+        wav = torch.from_numpy(np.stack([np.asarray(c[:length], dtype=np.float32) for c in clips]))[:, None]
+        with torch.no_grad():
+            return torch.cat([representation.encode(wav[i:i + 16].to(pipe.device)).float().cpu()
+                              for i in range(0, len(wav), 16)])
+
+    metrics = {f"sample_{k}": v for k, v in sample_quality(encode(audio), encode(data)).summary().items()}
+    if extras.classifier is not None and len(audio) >= 2 and len(data) >= 4:  # each half of the data >= 2
+        generated, reference = extras.classifier.embed(list(audio), rate), extras.classifier.embed(list(data), rate)
+        half = len(reference) // 2
+        metrics["frechet_classifier"] = frechet_distance(generated, reference)
+        metrics["frechet_classifier_data_halves"] = frechet_distance(reference[:half], reference[half:])
+        metrics["frechet_classifier_ratio"] = (metrics["frechet_classifier"]
+                                               / max(metrics["frechet_classifier_data_halves"], 1e-12))
+    return metrics
+
+
 def _ceiling(rows: Sequence[PromptRow], extras: Extras, *, pitch: bool, references: Sequence[Any],
              progress: Progress | None) -> tuple[dict[str, float], int]:
     kept = [(row, audio, ref) for row, ref in zip(rows, references) if (audio := ceiling_audio(row)) is not None]
@@ -172,6 +211,9 @@ def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, 
     if ceiling:
         report["ceiling"], ceiling_rows = _ceiling(rows, extras, pitch=pitch, references=references,
                                                    progress=progress)
+        data = [clip for row in rows if (clip := ceiling_audio(row)) is not None]
+        if rate == REFERENCE_RATE:
+            metrics.update(sample_statistics(pipe, audio, rate, data, extras))
     if floor:
         dropped = generate([GenerationRequest(seconds=length) for length in lengths], "floor: dropped")
         order = shuffle_permutation(len(rows))
