@@ -142,3 +142,18 @@ def test_project_out_and_settings():
         ChordsConditioner(output_dim=32)
     with pytest.raises(ConfigError, match="max_bpm: must be above min_bpm"):
         ChordsConditioner(min_bpm=200, max_bpm=100)
+
+
+def test_progression_dropout_reads_some_training_items_from_their_key_alone():
+    conditioner = ChordsConditioner(frame_rate=RATE, duration=4.0, progression_dropout=0.5)
+    values = [SymbolicCondition(chords="D@0", key="A minor")] * 400
+    features = conditioner.tokenize(values, train=True, generator=torch.Generator().manual_seed(0)).features
+    from_key = sum(root(row[0]) == A for row in features)
+    assert 170 <= from_key <= 230  # about half, drawn from the caller's generator
+    assert all(root(row[0]) in (A, D) for row in features)
+    again = conditioner.tokenize(values, train=True, generator=torch.Generator().manual_seed(0)).features
+    assert torch.equal(features, again)
+    inference = conditioner.tokenize(values[:5]).features  # never at inference
+    assert all(root(row[0]) == D for row in inference)
+    with pytest.raises(ConfigError, match="progression_dropout"):
+        ChordsConditioner(progression_dropout=1.5)

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
-from cuecraft.ui.actions import GenerateInputs, generate_clicked  # noqa: E402
+from cuecraft.ui.actions import CONDITION_INPUTS, GenerateInputs, generate_clicked  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +14,11 @@ def client(served, tmp_path_factory):
                                 download_files=str(tmp_path_factory.mktemp("downloads")))
 
 
-def _values(inputs: GenerateInputs, count: int = len(GenerateInputs.names())) -> list:
+def _values(inputs: GenerateInputs, names: tuple[str, ...] = GenerateInputs.names()) -> list:
     """The widget values to send; sliders always hold a number (an unticked tempo box ignores its slider)."""
     filled = {"bpm": 120.0, "seconds": 1.0}
     return [filled.get(name) if getattr(inputs, name) is None and name in filled else getattr(inputs, name)
-            for name in GenerateInputs.names()[:count]]
+            for name in names]
 
 
 def test_generate_over_http_returns_the_clip_and_its_measurements(client, tiny_pipe):
@@ -55,6 +55,7 @@ def test_bad_input_over_http_is_the_message(client):
 
 
 def test_conditions_over_http(client):
-    table = client.predict(*_values(GenerateInputs(prompt="soft flute", key="D minor"), 9), api_name="/conditions")
+    table = client.predict(*_values(GenerateInputs(prompt="soft flute", key="D minor"), CONDITION_INPUTS),
+                           api_name="/conditions")
     rows = {row[0]: row for row in table["data"]}
     assert rows["key"][4] == "100%" and rows["bpm"][4] == "0%" and rows["prompt"][4] == "100%"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cuecraft.cli._shared import check_output_file, draw_progress
+from cuecraft.cli.generate_windows import add_window_arguments, context_of
 
 DEFAULT_PROMPT = "an upbeat electric piano groove"
 
@@ -32,11 +33,15 @@ def run_generate(args: argparse.Namespace) -> int:
     from cuecraft.train.media import write_spectrogram
 
     check_output_file(args.out, (".wav",))
+    context = context_of(args)  # --continue / --inpaint FILE (--region)
     finish_interrupted_sets(Path(args.out).resolve().parent)
     pipe = load_pipeline(args.model, args.device)
     drums = None if args.drums is None else args.drums == "on"
-    request = GenerationRequest(prompt=args.prompt, negative_prompt=args.negative, bpm=args.bpm, key=args.key,
-                                instrument=args.instrument, drums=drums, melody=args.melody, seconds=args.seconds)
+    prompt = args.prompt if args.prompt is not None or "prompt" not in pipe.controls else DEFAULT_PROMPT
+    request = GenerationRequest(prompt=prompt, negative_prompt=args.negative, bpm=args.bpm, key=args.key,
+                                instrument=args.instrument, drums=drums, melody=args.melody, seconds=args.seconds,
+                                time_signature=args.time_signature, downbeat_offset=args.downbeat_offset,
+                                chords=args.chords, context=context, overlap=args.overlap)
     [result] = pipe.generate([request], steps=args.steps, guidance=args.guidance, guidance_text=args.guidance_text,
                              sampler=args.sampler, seed=args.seed, candidates=args.candidates, keep=args.keep,
                              progress=None if args.no_progress else _progress(sys.stderr))
@@ -69,13 +74,14 @@ def run_generate(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     generate = commands.add_parser(
         "generate",
-        help="generate audio that follows a prompt, tempo, key, instrument, drums and melody",
+        help="generate audio that follows a prompt, tempo, key, instrument, drums, melody, metre and chords",
         description="Generate audio with the built-in model (offline, on a CPU) or a model trained with "
                     "`cuecraft train`. Every control is optional; a value the model does not know is an error "
                     "listing what it knows. Writes OUT (and OUT_1.wav ... with --keep > 1) and a spectrogram PNG "
                     "beside each.",
     )
-    generate.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help=f"text prompt (default: {DEFAULT_PROMPT!r})")
+    generate.add_argument("prompt", nargs="?", default=None,
+                          help=f"text prompt (default: {DEFAULT_PROMPT!r} for a model with a prompt; none otherwise)")
     generate.add_argument("--model", default="builtin", metavar="builtin|DIR",
                           help="the built-in model (default) or an exported model directory (runs/NAME/model)")
     generate.add_argument("--negative", metavar="TEXT", help="negative prompt (the guidance branch)")
@@ -84,7 +90,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--instrument", help="lead instrument, e.g. piano")
     generate.add_argument("--drums", choices=["on", "off"], help="drums on or off")
     generate.add_argument("--melody", metavar="FILE", help="a recording whose melody (chroma) to follow")
-    generate.add_argument("--seconds", type=float, help="length in seconds (default: the model's training length)")
+    generate.add_argument("--time-signature", metavar="N/D",
+                          help='metre, e.g. "4/4", "3/4", "6/8" (with --bpm; models with a beats or chords '
+                               'conditioner)')
+    generate.add_argument("--downbeat-offset", type=float, metavar="S",
+                          help="seconds into the clip where the first bar starts (with --bpm; beats / chords models)")
+    generate.add_argument("--chords", metavar="TEXT",
+                          help='chord progression: one chord per bar at --bpm, repeated ("Am F C G"), or timed in '
+                               'seconds ("Am@0 F@2 C@4 G@6") (models with a chords conditioner)')
+    generate.add_argument("--seconds", type=float,
+                          help="length in seconds (default: the model's training length); longer, for a model "
+                               "trained with inpaint, by windows that continue each other; with --continue: the "
+                               "seconds added")
+    add_window_arguments(generate)  # --continue, --inpaint, --region, --overlap
     generate.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
     generate.add_argument("--guidance", type=float, metavar="G",
                           help="classifier-free guidance scale of all conditions (default: the model's)")

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import torch
 
 from cuecraft._text import short_repr
-from cuecraft.attributes import SymbolicCondition
+from cuecraft.attributes import AttributeValue, SymbolicCondition
 from cuecraft.audio.chords import ALLOWED as CHORD_ALLOWED, ChordSymbol, parse_chord
 from cuecraft.audio.key import KK_MAJOR, KK_MINOR, key_parts
 from cuecraft.conditioners.registry import register_conditioner
-from cuecraft.conditioners.timeline import MIN_GAP, Clip, FrameConditioner, Metre, Problems, is_number
-from cuecraft.errors import ConditioningInputError
+from cuecraft.conditioners.timeline import MIN_GAP, Clip, FrameConditioner, FrameTokens, Metre, Problems, is_number
+from cuecraft.errors import ConditioningInputError, ConfigError
 
 CHORDS_ALLOWED = ('a progression, one chord per bar ("Am F C G"), timed in seconds ("Am@0 F@2 C@4"), a list of '
                   'symbols, or a list of {"symbol", "start", "end"} (the corpus sidecars)')
@@ -89,7 +89,10 @@ class ChordsConditioner(FrameConditioner):
 
     Args: output_dim, frame_rate, duration, time_signature, min_bpm, max_bpm, project_out: see
     FrameConditioner (defaults: 24 raw channels, 50 frames per second, 30 s, "4/4", 30-300 bpm,
-    no projection).
+    no projection). progression_dropout: in training only (``tokenize(train=True)``), the
+    probability that an item holding both ``chords`` and ``key`` is read from its key alone, so a
+    model trained on labelled progressions also learns the key-only input that users give most
+    (drawn per item from the caller's generator; 0: never).
     """
 
     channels = 24
@@ -97,8 +100,21 @@ class ChordsConditioner(FrameConditioner):
 
     def __init__(self, output_dim: int | None = None, frame_rate: float = 50.0, duration: float = 30.0,
                  time_signature: str = "4/4", min_bpm: float = 30.0, max_bpm: float = 300.0,
-                 project_out: bool = False):
+                 project_out: bool = False, progression_dropout: float = 0.0):
+        if isinstance(progression_dropout, bool) or not isinstance(progression_dropout, (int, float)) \
+                or not 0.0 <= progression_dropout <= 1.0:
+            raise ConfigError(f"progression_dropout: expected a probability in [0, 1]; got {progression_dropout!r}")
         super().__init__(output_dim, frame_rate, duration, time_signature, min_bpm, max_bpm, project_out)
+        self.progression_dropout = float(progression_dropout)
+
+    def tokenize_checked(self, values: Sequence[AttributeValue], *, train: bool = False,
+                         generator: torch.Generator | None = None) -> FrameTokens:
+        if train and self.progression_dropout > 0.0:
+            draws = torch.rand(len(values), generator=generator).tolist()
+            values = [replace(v, chords=None) if (isinstance(v, SymbolicCondition) and v.chords is not None
+                                                  and v.key is not None and draw < self.progression_dropout)
+                      else v for v, draw in zip(values, draws)]
+        return super().tokenize_checked(values, train=train, generator=generator)
 
     def plan_item(self, index: int, value: SymbolicCondition, problems: Problems) -> ChordPlan | None:
         before = len(problems)

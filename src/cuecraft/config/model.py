@@ -63,6 +63,17 @@ class LoraSpec(_Strict):
         default_factory=lambda: list(LORA_TARGETS), min_length=1)  # which projections get adapters
 
 
+class InpaintSpec(_Strict):
+    """How training draws each item's known frames when ``backbone.inpaint`` is true
+    (``cuecraft.train.inpaint``). The three probabilities sum to 1."""
+
+    none: Number = Field(default=0.5, ge=0, le=1)  # nothing known: plain generation
+    continuation: Number = Field(default=0.25, ge=0, le=1)  # a known prefix, the rest unknown
+    span: Number = Field(default=0.25, ge=0, le=1)  # one unknown span, the frames around it known
+    min_fraction: Number = Field(default=0.1, gt=0, lt=1)  # shortest prefix / span, of the item's valid frames
+    max_fraction: Number = Field(default=0.9, gt=0, lt=1)  # longest prefix / span, of the item's valid frames
+
+
 class TrainingSpec(_Strict):
     batch_size: StrictInt = Field(default=8, ge=1)  # items per optimizer step, over all ranks and accumulation
     lr: Number = Field(default=1e-4, gt=0)  # peak learning rate (AdamW)
@@ -90,6 +101,7 @@ class TrainingSpec(_Strict):
     init_from: StrictStr | None = None  # fine-tune: an exported model directory (runs/NAME/model)
     lora: LoraSpec | None = None  # LoRA adapters instead of full training (needs peft)
     compile: StrictBool = False  # torch.compile the backbone
+    inpaint: InpaintSpec | None = None  # known-frame masks (backbone.inpaint only; None: the defaults there)
 
 
 class _ModelSpec(_Strict):
@@ -212,6 +224,9 @@ def parse_model_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
             problems += error.problems
     if spec is not None:
         problems += _cross_field_problems(spec)
+        if spec.training.inpaint is not None and backbone is not None and not backbone.inpaint:
+            problems.append("training.inpaint: is set but backbone.inpaint is false; set backbone.inpaint true "
+                            "(continuation and inpainting) or leave training.inpaint out")
     if problems or spec is None:
         raise ConfigError(problems)
     return ModelConfig(data, conditioning, representation, backbone, spec.objective, spec.training)
@@ -227,6 +242,14 @@ def _cross_field_problems(spec: _ModelSpec) -> list[str]:
                         f"({training.grad_accum}); each micro-batch holds batch_size / grad_accum items")
     if training.demo_every and not training.demo_prompts:
         problems.append("training.demo_prompts: demo_every is set but there are no demo prompts (metadata objects)")
+    inpaint = training.inpaint
+    if inpaint is not None and abs(inpaint.none + inpaint.continuation + inpaint.span - 1.0) > 1e-6:
+        problems.append(f"training.inpaint: none + continuation + span must sum to 1; got {inpaint.none:g} + "
+                        f"{inpaint.continuation:g} + {inpaint.span:g} = "
+                        f"{inpaint.none + inpaint.continuation + inpaint.span:g}")
+    if inpaint is not None and inpaint.min_fraction > inpaint.max_fraction:
+        problems.append(f"training.inpaint.min_fraction: {inpaint.min_fraction:g} is more than max_fraction "
+                        f"({inpaint.max_fraction:g})")
     if spec.objective.timesteps == "uniform" and "timestep_std" in spec.objective.model_fields_set:
         problems.append("objective.timestep_std: only used with timesteps 'logit_normal'")
     return problems
@@ -251,6 +274,14 @@ def training_problems(config: ModelConfig) -> list[str]:
                 "the values a token cannot carry stay noise in every sample. Use objective.output 'x0', "
                 f"patch_size <= {max(1, backbone.dim // backbone.latent_dim)}, or dim >= {values}"]
     return []
+
+
+def inpaint_options(config: ModelConfig) -> InpaintSpec | None:
+    """The known-frame mask settings training uses: None when ``backbone.inpaint`` is false, else
+    ``training.inpaint`` or its defaults."""
+    if not config.backbone.inpaint:
+        return None
+    return config.training.inpaint or InpaintSpec()
 
 
 def timestep_sampler(config: ModelConfig):

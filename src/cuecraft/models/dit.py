@@ -13,6 +13,11 @@ Masks: a padded frame (``x_mask`` False, and the frames that round L up to a mul
 zeroed before the patch embedding, its token (when no frame of it is valid) is never attended, and
 its output is zero. Masked prepend tokens and cross-attention positions are never attended; a row
 with no valid key at all (a fully null condition) contributes zeros, not NaN.
+
+Inpainting (``config.inpaint``): ``known = (latent [B, D, L], mask [B, L])`` adds D + 1 input
+channels per frame after x and ``input_concat``: the known latent, zero where the mask is False,
+and the mask as 0/1 (True = a known frame). ``known=None`` is "nothing known" (plain generation:
+zeros). Only the patch embedding grows; the output is D channels, the prediction for every frame.
 """
 
 from __future__ import annotations
@@ -84,7 +89,7 @@ class DiT(nn.Module):
                               "DiTConfig.from_dict)")
         self.config = config
         dim, patch = config.dim, config.patch_size
-        self.patch_embed = nn.Linear((config.latent_dim + config.input_concat_dim) * patch, dim)
+        self.patch_embed = nn.Linear(config.input_channels * patch, dim)
         self.time_embed = nn.Sequential(nn.Linear(config.timestep_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.global_embed = None if config.global_dim is None else nn.Sequential(
             nn.Linear(config.global_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
@@ -118,11 +123,14 @@ class DiT(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, fused: FusedInputs, *,
-                x_mask: torch.Tensor | None = None) -> torch.Tensor:
+                x_mask: torch.Tensor | None = None,
+                known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x [B, D, L], t [B] (or a scalar) float timesteps, fused conditions of ``fuser(conditions)``,
-        x_mask bool [B, L] (True = a real frame; None: all real) -> [B, D, L], zero at padded frames."""
+        x_mask bool [B, L] (True = a real frame; None: all real), known (inpaint models only):
+        (latent [B, D, L], mask bool [B, L], True = known) -> [B, D, L], zero at padded frames."""
         t = torch.as_tensor(t, device=x.device)
         self._check(x, t, fused, x_mask)
+        self._check_known(x, known)
         config, patch = self.config, self.config.patch_size
         batch, _, length = x.shape
         if x_mask is None:
@@ -133,6 +141,8 @@ class DiT(nn.Module):
         if config.input_concat_dim:
             concat = _resample(fused.input_concat, length).transpose(1, 2)  # [B, T_c, C] -> [B, C, L]
             frames = torch.cat((x, concat.to(x.dtype)), dim=1)
+        if config.inpaint:
+            frames = torch.cat((frames, *self._known_channels(x, known)), dim=1)  # [B, C + D + 1, L]
         frames = frames * x_mask.unsqueeze(1).to(frames.dtype)  # padded frames carry nothing
         pad = -length % patch
         frames = F.pad(frames, (0, pad))  # [B, C, N * p]
@@ -172,6 +182,36 @@ class DiT(nn.Module):
         # [B, N, D * p] -> [B, N, D, p] -> [B, D, N, p] -> [B, D, N * p], cropped to L
         out = out.unflatten(-1, (config.latent_dim, patch)).transpose(1, 2).flatten(2)[..., :length]
         return out * x_mask.unsqueeze(1).to(out.dtype)
+
+    @staticmethod
+    def _known_channels(x: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(known latent [B, D, L], zero where unknown; mask [B, 1, L] as 0/1), in x's dtype."""
+        if known is None:
+            return torch.zeros_like(x), x.new_zeros(x.shape[0], 1, x.shape[2])
+        latent, mask = known
+        weight = mask.unsqueeze(1).to(x.dtype)  # [B, 1, L]
+        return latent.to(x.dtype) * weight, weight
+
+    def _check_known(self, x: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        """FusionError unless ``known`` fits: None, or (latent [B, D, L], mask bool [B, L]) on an inpaint model."""
+        if known is None:
+            return
+        if not self.config.inpaint:
+            raise FusionError("known: this DiT has no inpainting channels (backbone.inpaint is false); it cannot "
+                              "read a known latent")
+        shape = (x.shape[0], self.config.latent_dim, x.shape[2])
+        if not (isinstance(known, tuple) and len(known) == 2 and all(isinstance(k, torch.Tensor) for k in known)):
+            raise FusionError(f"known: expected (latent [B, D, L], mask bool [B, L]); got {type(known).__name__}")
+        latent, mask = known
+        problems = []
+        if tuple(latent.shape) != shape:
+            problems.append(f"known latent must be [B, D, L] = {list(shape)}; got {list(latent.shape)}")
+        if mask.dtype != torch.bool or tuple(mask.shape) != (shape[0], shape[2]):
+            problems.append(f"known mask must be bool [B, L] = [{shape[0]}, {shape[2]}]; got {mask.dtype} "
+                            f"{list(mask.shape)}")
+        if problems:
+            raise FusionError("DiT inpainting inputs do not fit:\n  " + "\n  ".join(problems))
 
     def _check(self, x: torch.Tensor, t: torch.Tensor, fused: FusedInputs, x_mask: torch.Tensor | None) -> None:
         """Raise FusionError listing every input that does not fit the config."""

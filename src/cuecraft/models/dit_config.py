@@ -41,6 +41,9 @@ class DiTConfig:
     timestep_scale: float = 1000.0  # t is multiplied by this before its features (1000 for t in [0, 1])
     qk_norm: bool = True  # RMS-normalise queries and keys per head
     norm_eps: float = 1e-6  # epsilon of every layer norm
+    # Continuation and inpainting: D + 1 more input channels per frame, the known latent (zero where
+    # unknown) and a 0/1 mask (1 = known frame); the output stays D channels (cuecraft.models.dit).
+    inpaint: bool = False
 
     def __post_init__(self) -> None:
         problems = _problems(dataclasses.asdict(self))
@@ -73,6 +76,12 @@ class DiTConfig:
     @property
     def mlp_dim(self) -> int:
         return int(self.dim * self.mlp_ratio)
+
+    @property
+    def input_channels(self) -> int:
+        """Channels per frame the patch embedding reads: x, input_concat, and with ``inpaint`` the
+        known latent and its mask (D + 1)."""
+        return self.latent_dim + self.input_concat_dim + (self.latent_dim + 1 if self.inpaint else 0)
 
     def check_routing(self, routing: Mapping[str, Sequence[str]], *, path: str = "backbone") -> None:
         """Build-time check of a fuser routing ``{role: [names]}`` against what the DiT reads.
@@ -134,6 +143,7 @@ def _problems(values: Mapping[str, Any]) -> list[str]:
     check("timestep_dim", lambda v: positive(v) and v % 2 == 0, "an even integer >= 2")
     check("timestep_scale", number_above(0), "a number > 0")
     check("qk_norm", lambda v: isinstance(v, bool), "true or false")
+    check("inpaint", lambda v: isinstance(v, bool), "true or false")
     check("norm_eps", number_above(0), "a number > 0")
 
     if not shape_ok:

@@ -14,7 +14,9 @@ Controls. A model's controls come from its conditioning config: its first text-e
 conditioner is ``prompt`` (and ``negative_prompt``, the guidance branch), a ``chroma_stem``
 conditioner is ``melody``, a ``seconds_total`` number is set from the length, and every other
 ``number`` / ``list`` conditioner is a control under its own id (``bpm``, ``key``,
-``instrument``, ``drums`` in the built-in model). A value the model does not know is a
+``instrument``, ``drums`` in the built-in model). A ``beats`` or ``chords`` conditioner adds the
+time-axis controls ``bpm``, ``time_signature``, ``downbeat_offset`` and (chords) ``chords``,
+``key`` (``cuecraft.pipelines.time_controls``). A value the model does not know is a
 ``GenerationInputError`` listing what it knows; a control the model lacks is one too.
 
 Guidance. ``guidance`` is the classifier-free guidance scale of all conditions, ``guidance_text``
@@ -46,6 +48,8 @@ import torch
 
 from cuecraft.errors import ConditioningInputError, GenerationInputError
 from cuecraft.guidance_groups import PROMPT_TYPES
+from cuecraft.pipelines.time_controls import TIME_FIELDS, TIME_KINDS, check_time_value, check_together, time_controls
+from cuecraft.pipelines.windows import check_windowed, inpaint_problems, is_windowed
 
 TEXT_TYPES = PROMPT_TYPES  # conditioner types read as the prompt
 TIMING = ("seconds_start", "seconds_total")  # stable-audio-tools' timing numbers: set, not asked
@@ -57,8 +61,8 @@ class Control:
     """One thing a user can ask of a model: its name, kind and allowed values."""
 
     name: str  # "prompt", "bpm", "key", "instrument", "drums", "melody", ...
-    kind: str  # "text", "number", "list", "melody"
-    conditioner: str  # the conditioner id (the metadata key the model reads)
+    kind: str  # "text", "number", "list", "melody"; time_controls' "metre", "chords", "key"
+    conditioner: str  # the conditioner id (the metadata key the model reads; for time controls the field)
     options: tuple[str, ...] | None = None  # list controls
     range: tuple[float, float] | None = None  # number controls, inclusive
 
@@ -75,14 +79,29 @@ class GenerationRequest:
     drums: bool | str | None = None  # True / "on", False / "off"
     melody: Any = None  # a path, or (waveform [T] or [C, T], sample_rate)
     seconds: float | None = None  # None: the model's training length
+    time_signature: str | None = None  # "4/4", "3/4", "6/8" (beats / chords models; with a bpm)
+    downbeat_offset: float | None = None  # seconds: where the first bar starts (with a bpm)
+    chords: str | None = None  # "Am F C G" (one per bar at the bpm) or "Am@0 F@2" (seconds)
     extra: Mapping[str, Any] = field(default_factory=dict)  # other controls of a user's model, by id
+    # Models with backbone.inpaint (cuecraft.pipelines.windows): a Recording to continue or inpaint
+    # (checked: a LoadedRecording), and the seconds each window keeps of the previous one.
+    context: Any = None
+    overlap: float | None = None  # None: a quarter of the training window
 
     def asked(self) -> dict[str, Any]:
         """The given controls (the melody as its path or ``"<waveform>"``)."""
         out = {name: getattr(self, name) for name in ("prompt", "negative_prompt", "bpm", "key", "instrument",
-                                                        "drums", "seconds") if getattr(self, name) is not None}
+                                                        "drums", "seconds", *TIME_FIELDS)
+               if getattr(self, name) is not None}
         if self.melody is not None:
             out["melody"] = os.fspath(self.melody) if isinstance(self.melody, (str, os.PathLike)) else "<waveform>"
+        if self.context is not None:  # {"continue": path} or {"inpaint": path, "region": [start, end]}
+            out[self.context.mode] = self.context.name
+            if self.context.region is not None:
+                out["region"] = list(self.context.region) if isinstance(self.context.region, tuple) \
+                    else self.context.region
+        if self.overlap is not None:
+            out["overlap"] = self.overlap
         return {**out, **dict(self.extra)}
 
 
@@ -147,7 +166,7 @@ def _controls_of(stack: Any) -> dict[str, Control]:
                                                                   float(conditioner.max_val)))
         elif kind == "list":
             controls[name] = Control(name, "list", name, options=tuple(conditioner.options))
-    return controls
+    return {**controls, **time_controls(stack, controls)}  # beats / chords: bpm, time_signature, chords, ...
 
 
 class GenerationPipeline:
@@ -165,6 +184,7 @@ class GenerationPipeline:
         self.max_seconds = float(config.training.segment_seconds)
         self.controls = _controls_of(self.stack)
         self.frames = self.representation.frames(round(self.max_seconds * self.sample_rate))
+        self.inpaint = bool(self.dit.config.inpaint)  # windows, continuation, inpainting (pipelines.windows)
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> GenerationPipeline:
@@ -204,7 +224,7 @@ class GenerationPipeline:
                 values[name] = text.strip()
                 if name == "prompt":
                     metadata[controls[name].conditioner] = text.strip()
-        for name in ("bpm", "key", "instrument", "drums"):
+        for name in ("bpm", "key", "instrument", "drums", *TIME_FIELDS):
             value = getattr(request, name)
             if value is None or lacks(name):
                 continue
@@ -221,17 +241,23 @@ class GenerationPipeline:
             if checked is not None:
                 values[name] = metadata[control.conditioner] = checked
         for name, value in dict(request.extra).items():
-            if name in ("prompt", "negative_prompt", "bpm", "key", "instrument", "drums", "melody", "seconds"):
+            if name in ("prompt", "negative_prompt", "bpm", "key", "instrument", "drums", "melody", "seconds",
+                        *TIME_FIELDS):
                 problems.append(f"extra.{name}: give {name} as its own argument")
             elif value is not None and not lacks(name):
                 checked = self._check_value(controls[name], value, problems)
                 if checked is not None:
                     metadata[controls[name].conditioner] = checked
         seconds = self.max_seconds if request.seconds is None else request.seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+        overlap = context = None
+        if self.inpaint:  # longer than the window, continue, inpaint: cuecraft.pipelines.windows
+            seconds, overlap, context = check_windowed(self, request, problems)
+        elif isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
                 or not 0 < seconds <= self.max_seconds:
             problems.append(f"seconds: expected a number in (0, {self.max_seconds:g}] (the length this model was "
                             f"trained on); got {seconds!r}")
+        if not self.inpaint:
+            problems += inpaint_problems(self, request)
         if request.melody is not None and not lacks("melody"):
             try:
                 wav, rate = _melody_waveform(request.melody)
@@ -241,18 +267,22 @@ class GenerationPipeline:
         for name in self.stack.provider.conditioners:
             if name in TIMING and self.stack.types[name] == "number":  # every clip is made at the trained length
                 metadata[name] = float(self.max_seconds) if name == "seconds_total" else 0.0
+        check_together(self.stack, request, metadata, problems)  # chords with the bpm and metre, ...
         if problems:
             raise GenerationInputError(problems)
-        normal = replace(request, seconds=float(seconds), **{k: v for k, v in values.items()})
+        normal = replace(request, seconds=float(seconds), context=context, overlap=overlap,
+                         **{k: v for k, v in values.items()})
         return normal, metadata
 
     def _null_metadata(self) -> dict[str, Any]:
-        """Every condition the model reads, each None (its null)."""
-        return {name: None for name in self.stack.provider.conditioners}
+        """Every metadata key the model reads (a beats / chords conditioner reads several), each None (its null)."""
+        return {key: None for route in self.stack.provider.routes for key in route.keys}
 
     @staticmethod
     def _check_value(control: Control, value: Any, problems: list[str]) -> Any:
         name = control.name
+        if control.kind in TIME_KINDS:
+            return check_time_value(control, value, problems)
         if control.kind == "number":
             low, high = control.range or (-math.inf, math.inf)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -349,20 +379,19 @@ class GenerationPipeline:
                 sampler: str, seed: int, callback: Callable) -> list[np.ndarray]:
         from cuecraft.sampling import sample
 
+        if any(is_windowed(self, checked[i][0]) for i, _ in chunk):  # a model with inpaint: by windows
+            from cuecraft.pipelines.windows import sample_windows
+
+            return sample_windows(self, chunk, checked, steps=steps, scale=scale, group_scale=group_scale,
+                                  sampler=sampler, seed=seed, callback=callback)
         metadata = [checked[i][1] for i, _ in chunk]
         negatives = [checked[i][0].negative_prompt for i, _ in chunk]
         negative_metadata = None
         if any(n is not None for n in negatives):
             text = self.controls["negative_prompt"].conditioner
             negative_metadata = [{**self._null_metadata(), text: n} for n in negatives]
-        group = None
         with torch.no_grad():
-            if group_scale != 0.0:  # the Denoiser batches the branches whose weights are not 0
-                conditional, negative, group = self.stack.group_guidance_inputs(metadata, None, negative_metadata)
-            elif scale != 1.0:
-                conditional, negative = self.stack.guidance_inputs(metadata, negative_metadata)
-            else:  # no guidance: the unconditional / negative branch would never be read
-                conditional, negative = self.stack.fuse(self.stack.condition(metadata)), None
+            conditional, negative, group = self._branches(metadata, negative_metadata, scale, group_scale)
             noise = torch.stack([torch.randn(self.dit.config.latent_dim, self.frames,
                                              generator=torch.Generator().manual_seed(_noise_seed(seed, i, c)))
                                  for i, c in chunk]).to(self.device)
@@ -375,6 +404,16 @@ class GenerationPipeline:
             length = round(self.max_seconds * self.sample_rate)
             wavs = [self.representation.decode(z[None].float(), length=length)[0] for z in latents]
         return [w.mean(0).clamp(-1, 1).cpu().numpy().astype(np.float32) for w in wavs]
+
+    def _branches(self, metadata: list[dict[str, Any]], negative_metadata: list[dict[str, Any]] | None, scale: float,
+                  group_scale: float) -> tuple[Any, Any, Any]:
+        """(conditional, negative or None, group or None) FusedInputs of a batch's metadata: only the
+        branches the guidance setting reads (the Denoiser batches those whose weights are not 0)."""
+        if group_scale != 0.0:
+            return self.stack.group_guidance_inputs(metadata, None, negative_metadata)
+        if scale != 1.0:
+            return (*self.stack.guidance_inputs(metadata, negative_metadata), None)
+        return self.stack.fuse(self.stack.condition(metadata)), None, None  # no guidance: no other branch
 
 
 def _noise_seed(seed: int, index: int, candidate: int) -> int:

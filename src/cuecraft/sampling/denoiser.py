@@ -14,6 +14,11 @@ with the same x_t), so only the rescale differs by the choice: with ``rescale_ph
 Guidance per condition group (``group_scale``, ``cuecraft.guidance_groups``) adds a third
 branch, the conditions with the group nulled (or only the group kept): the conditional, group and
 unconditional/negative branches a setting needs go through the model in one call of up to 3B.
+
+Known frames (continuation and inpainting, a model with ``inpaint``): ``known = (latent [B, D, L],
+mask bool [B, L])`` reaches the model at every step, in every guidance branch (what is known is
+not a condition that guidance drops), and the estimate x0_hat is the known latent on the known
+frames: the sampler's state there stays ``alpha_t * latent + sigma_t * eps``, as in training.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class Denoiser:
             when ``guidance.group_scale != 0``.
         guidance: ``GuidanceOptions`` (default: none).
         x_mask: bool [B, L], True on real frames, handed to the model (repeated per branch in guided passes).
+        known: (latent [B, D, L], mask bool [B, L], True = known) for a model with inpainting channels,
+            handed to it as ``known=`` (repeated per branch); None: not passed.
 
     ``model_calls`` counts the model's forward calls; ``items`` the batch items they carried.
     A guided step is one call on 2B items (conditional then negative, concatenated by
@@ -108,7 +115,8 @@ class Denoiser:
 
     def __init__(self, model: Model, objective: Objective, fused: FusedInputs, *,
                  negative: FusedInputs | None = None, guidance: GuidanceOptions | None = None,
-                 x_mask: torch.Tensor | None = None, group: FusedInputs | None = None):
+                 x_mask: torch.Tensor | None = None, group: FusedInputs | None = None,
+                 known: tuple[torch.Tensor, torch.Tensor] | None = None):
         guidance = GuidanceOptions() if guidance is None else guidance
         problems = []
         if not isinstance(objective, Objective):
@@ -138,6 +146,10 @@ class Denoiser:
                                            f"items for {self.batch_size}")
         if x_mask is not None and (x_mask.dtype != torch.bool or x_mask.dim() != 2):
             raise GenerationInputError(f"x_mask: expected bool [B, L]; got {x_mask.dtype} {tuple(x_mask.shape)}")
+        problem = known_problem(known, self.batch_size)
+        if problem:
+            raise GenerationInputError(problem)
+        self.known = known
         self.model = model
         self.objective = objective
         self.fused = fused
@@ -151,10 +163,16 @@ class Denoiser:
         self.model_calls = 0
         self.items = 0
 
-    def _call(self, x: torch.Tensor, t: torch.Tensor, fused: FusedInputs, x_mask: torch.Tensor | None) -> torch.Tensor:
+    def _call(self, x: torch.Tensor, t: torch.Tensor, fused: FusedInputs, x_mask: torch.Tensor | None,
+              parts: int = 1) -> torch.Tensor:
+        """The model on x [parts * B, D, L] (``parts`` guidance branches of B items each)."""
         self.model_calls += 1
         self.items += x.shape[0]
-        return self.model(x, t, fused, x_mask=x_mask)
+        if self.known is None:
+            return self.model(x, t, fused, x_mask=x_mask)
+        latent, mask = self.known
+        known = (latent, mask) if parts == 1 else (torch.cat((latent,) * parts), torch.cat((mask,) * parts))
+        return self.model(x, t, fused, x_mask=x_mask, known=known)
 
     def prediction(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The (guided) model prediction at (x [B, D, L], t [B]): [B, D, L]."""
@@ -173,7 +191,7 @@ class Denoiser:
         parts = self._parts
         mask = None if self.x_mask is None else torch.cat((self.x_mask,) * parts)
         # [parts * B, D, L]: every branch's prediction, in the order of _guided_fused
-        every = self._call(torch.cat((x,) * parts), torch.cat((t,) * parts), self._guided_fused, mask)
+        every = self._call(torch.cat((x,) * parts), torch.cat((t,) * parts), self._guided_fused, mask, parts)
         guided = self._combine(every)
         if bool(inside.all()):
             return guided
@@ -191,5 +209,32 @@ class Denoiser:
                                       options.group_branch, options.rescale_phi)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x0_hat [B, D, L] at (x [B, D, L], t [B])."""
-        return self.objective.denoised(x, t, self.prediction(x, t))
+        """x0_hat [B, D, L] at (x [B, D, L], t [B]); the known latent on known frames."""
+        denoised = self.objective.denoised(x, t, self.prediction(x, t))
+        return denoised if self.known is None else keep_known(denoised, self.known)
+
+
+def keep_known(x: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x [B, D, L] with the known frames (mask [B, L] True) replaced by the known latent [B, D, L], exactly."""
+    latent, mask = known
+    return torch.where(mask.unsqueeze(1), latent.to(x.dtype), x)
+
+
+def known_problem(known: object, batch: int | None) -> str | None:
+    """Why ``known`` is not (latent float [B, D, L], mask bool [B, L]) with finite values (None: it is,
+    or it is None). ``batch``: the B it must have, when known."""
+    if known is None:
+        return None
+    if not (isinstance(known, tuple) and len(known) == 2 and all(isinstance(k, torch.Tensor) for k in known)):
+        return f"known: expected (latent [B, D, L], mask bool [B, L]); got {type(known).__name__}"
+    latent, mask = known
+    if latent.dim() != 3 or not latent.is_floating_point():
+        return f"known latent: expected float [B, D, L]; got {latent.dtype} {list(latent.shape)}"
+    if mask.dtype != torch.bool or tuple(mask.shape) != (latent.shape[0], latent.shape[2]):
+        return f"known mask: expected bool [B, L] = [{latent.shape[0]}, {latent.shape[2]}]; got {mask.dtype} " \
+               f"{list(mask.shape)}"
+    if batch is not None and latent.shape[0] != batch:
+        return f"known: batch {latent.shape[0]} but the conditions have batch {batch}"
+    if not bool(torch.isfinite(latent).all()):
+        return "known latent: has NaN or infinite values"
+    return None

@@ -9,7 +9,7 @@ import torch
 from cuecraft.errors import GenerationInputError
 from cuecraft.fuser import FusedInputs
 from cuecraft.models.objectives import Objective, get_objective
-from cuecraft.sampling.denoiser import Denoiser, GuidanceOptions, Model
+from cuecraft.sampling.denoiser import Denoiser, GuidanceOptions, Model, keep_known, known_problem
 from cuecraft.sampling.fused import fused_batch_size
 from cuecraft.sampling.samplers import SAMPLERS, Callback, get_sampler
 from cuecraft.sampling.schedule import timesteps as make_timesteps
@@ -28,7 +28,8 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
            generator: torch.Generator | None = None, callback: Callback | None = None,
            x_mask: torch.Tensor | None = None, t_max: float = 1.0, shift: float = 1.0, eta: float = 0.0,
            dtype: torch.dtype = torch.float32, noise: torch.Tensor | None = None, group_scale: float = 0.0,
-           group: FusedInputs | None = None, group_branch: str = "without") -> torch.Tensor:
+           group: FusedInputs | None = None, group_branch: str = "without",
+           known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Sample latents [B, D, L] from ``model`` conditioned on ``fused``.
 
     Args:
@@ -54,6 +55,10 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
         dtype: of the noise and the sampler state.
         noise: the unit-variance starting noise [B, D, L] (None: drawn from ``generator``), e.g.
             drawn per item so that an item's result does not depend on its batch.
+        known: (latent [B, D, L], mask bool [B, L], True = a known frame), for a model with
+            inpainting channels (``backbone.inpaint``): the model reads it at every step, in
+            every guidance branch, and the result equals the latent exactly on the known frames
+            (``Denoiser`` keeps the estimate there at the latent; the result is replaced there).
     """
     problems = []
     if not isinstance(fused, FusedInputs):
@@ -84,6 +89,11 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
             not isinstance(x_mask, torch.Tensor) or x_mask.dtype != torch.bool or tuple(x_mask.shape) != (shape[0], shape[2])):
         problems.append(f"x_mask: expected bool [B, L] = [{shape[0]}, {shape[2]}]; got "
                         f"{getattr(x_mask, 'dtype', type(x_mask).__name__)} {tuple(getattr(x_mask, 'shape', ()))}")
+    problem = known_problem(known, None)
+    if problem:
+        problems.append(problem)
+    elif known is not None and isinstance(shape, (tuple, list)) and tuple(known[0].shape) != tuple(shape):
+        problems.append(f"known latent: expected shape {tuple(shape)}; got {tuple(known[0].shape)}")
     if noise is not None and (not isinstance(noise, torch.Tensor) or tuple(noise.shape) != tuple(shape)):
         problems.append(f"noise: expected a tensor of shape {tuple(shape)}; got "
                         f"{tuple(getattr(noise, 'shape', ())) or type(noise).__name__}")
@@ -96,7 +106,10 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
     if generator is not None and generator.device.type != device.type:
         raise GenerationInputError(f"generator: on {generator.device} but the conditions are on {device}; "
                                    f"make it with torch.Generator(device={str(device)!r})")
-    denoiser = Denoiser(model, objective, fused, negative=negative, guidance=guidance, x_mask=x_mask, group=group)
+    if known is not None:
+        known = (known[0].to(device=device, dtype=dtype), known[1].to(device))
+    denoiser = Denoiser(model, objective, fused, negative=negative, guidance=guidance, x_mask=x_mask, group=group,
+                        known=known)
     options = {"eta": eta} if sampler == "ddim" else {}
     with torch.no_grad():
         if noise is None:
@@ -106,6 +119,8 @@ def sample(model: Model, objective: Objective | str, fused: FusedInputs, *, shap
         x = float(sigma_start) * noise
         result = get_sampler(sampler)(denoiser, x, grid, objective=objective, generator=generator,
                                       callback=callback, **options)
+    if known is not None:
+        result = keep_known(result, known)  # the known frames exactly, whatever the last step left
     if x_mask is not None:
         result = result * x_mask.unsqueeze(1).to(result.dtype)
     return result

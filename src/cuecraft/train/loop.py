@@ -9,8 +9,9 @@
    batches for any world size); each item's timestep and noise come from its own generator,
    seeded by (seed, step, item), so a resumed or distributed run draws exactly the same;
    frames = representation.encode(wav), the padding mask downsampled to frames; the model
-   predicts the objective's target under autocast; masked MSE; gradients clipped; AdamW at the
-   warm-up + cosine rate; EMA update.
+   predicts the objective's target under autocast (with ``backbone.inpaint``, given each item's
+   known frames, ``cuecraft.train.inpaint``); masked MSE (over the frames not known); gradients
+   clipped; AdamW at the warm-up + cosine rate; EMA update.
 4. Rank 0 writes: metrics JSONL every ``log_every`` steps, checkpoints every ``checkpoint_every``
    steps and when SIGINT / SIGTERM arrives (handlers installed for the call only), demos every
    ``demo_every`` steps, and at the end the exported EMA model (``runs/NAME/model``).
@@ -34,7 +35,8 @@ from typing import Any
 import torch
 
 from cuecraft._files import atomic_write
-from cuecraft.config.model import ModelConfig, build_model, parse_model_config, timestep_sampler, training_problems
+from cuecraft.config.model import (ModelConfig, build_model, inpaint_options, parse_model_config, timestep_sampler,
+                                   training_problems)
 from cuecraft.data.collate import AudioCollate
 from cuecraft.data.segments import stable_seed
 from cuecraft.errors import CheckpointError, ConfigError, DatasetError
@@ -42,6 +44,7 @@ from cuecraft.train import checkpoint as ckpt
 from cuecraft.train.data import BatchPlan, StepBatches, epoch_loader, frame_mask
 from cuecraft.train.distributed import all_reduce_mean, any_rank, barrier, start_distributed, stop_distributed
 from cuecraft.train.ema import EMA
+from cuecraft.train.inpaint import item_known
 from cuecraft.train.module import DiffusionModule, load_trainable, trainable_shapes, trainable_state
 from cuecraft.train.precision import Precision, choose_precision, cpu_bf16_flags
 from cuecraft.train.schedule import learning_rate
@@ -158,9 +161,10 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
         module = prepare_module(DiffusionModule(stack, dit), config, say).to(context.device)
         representation.to(context.device)
         sampler = timestep_sampler(config)
+        inpainting = inpaint_options(config)  # None: the DiT has no known-frame channels
         collate = AudioCollate(stack, train=True, seed=training.seed)
         chosen = _choose_precision(training.precision, context, module, representation, objective, dataset,
-                                   collate, plan, training.seed)
+                                   collate, plan, training.seed, inpainting)
         say(f"precision: {chosen.name} ({chosen.reason})")
         parameters = [p for p in module.parameters() if p.requires_grad]
         say(f"model: {sum(p.numel() for p in parameters):,} trainable parameters "
@@ -249,12 +253,15 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
                             mask = frame_mask(batch.padding_mask, x0.shape[-1], representation.hop)
                         t, eps = item_noise(batch, training.seed, step, tuple(x0.shape[1:]), sampler)
                         t, eps = t.to(context.device), eps.to(context.device)
+                        known = None if inpainting is None else item_known(batch, training.seed, step, x0, mask,
+                                                                           inpainting)
                         x_t, target = objective.noise(x0, eps, t), objective.target(x0, eps, t)
                         sync = runner.no_sync() if context.distributed and a < len(micro) - 1 else nullcontext()
                         with sync:
                             with chosen.autocast():
-                                prediction = forward(x_t, t, batch.tokens, mask)
-                            loss = objective.loss(prediction.float(), target, mask, t) / len(micro)
+                                prediction = forward(x_t, t, batch.tokens, mask, known)
+                            scored = mask if known is None else mask & ~known[1]  # the frames to generate
+                            loss = objective.loss(prediction.float(), target, scored, t) / len(micro)
                             (scaler.scale(loss) if scaler is not None else loss).backward()
                         total += loss.detach()
                     if scaler is not None:
@@ -324,7 +331,8 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
 
 
 def _choose_precision(requested: str, context: Any, module: DiffusionModule, representation: Any, objective: Any,
-                      dataset: Any, collate: AudioCollate, plan: BatchPlan, seed: int) -> Precision:
+                      dataset: Any, collate: AudioCollate, plan: BatchPlan, seed: int,
+                      inpainting: Any = None) -> Precision:
     """``choose_precision``, deciding ``auto`` on a CPU with bfloat16 units by timing a forward +
     backward of this model on its first batch in both precisions; under DDP every rank takes
     bfloat16 only if all measured it faster."""
@@ -333,7 +341,7 @@ def _choose_precision(requested: str, context: Any, module: DiffusionModule, rep
         with torch.random.fork_rng(devices=[]):
             first = next(iter(epoch_loader(dataset, collate, plan, seed=seed, epoch=0, start=0, num_workers=0)), None)
         if first is not None:
-            probe = precision_probe(module, representation, objective, first, context.device)
+            probe = precision_probe(module, representation, objective, first, context.device, inpainting)
     chosen = choose_precision(requested, context.device, probe=probe)
     if requested == "auto" and any_rank(chosen.name == "float32", context) and chosen.name != "float32":
         chosen = Precision("float32", chosen.device_type, f"auto: another rank measured float32 faster ({chosen.reason} "

@@ -14,7 +14,7 @@ from cuecraft.fuser import FusedInputs
 
 
 class DiffusionModule(nn.Module):
-    """``forward(x [B, D, L], t [B], tokens, x_mask [B, L]) -> prediction [B, D, L]``.
+    """``forward(x [B, D, L], t [B], tokens, x_mask [B, L], known=None) -> prediction [B, D, L]``.
 
     ``tokens`` are the stack's tokens (``AudioBatch.tokens``); the provider turns them into
     conditions and the fuser (without an input) into the DiT's ``FusedInputs``, every step, so
@@ -31,8 +31,12 @@ class DiffusionModule(nn.Module):
         return self.fuser(self.provider(tokens))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: dict[str, Any],
-                x_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.dit(x, t, self.fuse(tokens), x_mask=x_mask)
+                x_mask: torch.Tensor | None = None,
+                known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``known``: (latent [B, D, L], mask bool [B, L]) for a DiT with ``inpaint`` (None: not passed)."""
+        if known is None:
+            return self.dit(x, t, self.fuse(tokens), x_mask=x_mask)
+        return self.dit(x, t, self.fuse(tokens), x_mask=x_mask, known=known)
 
 
 def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -82,13 +82,17 @@ def prepare_module(module: Any, config: ModelConfig, say: Callable[[str], None])
     return module
 
 
-def precision_probe(module: Any, representation: Any, objective: Any, batch: Any, device: Any):
+def precision_probe(module: Any, representation: Any, objective: Any, batch: Any, device: Any,
+                    inpainting: Any = None):
     """``probe(precision)``: one forward + backward of ``module`` on ``batch`` under the precision's
-    autocast, as a training step does it (for ``choose_precision``). It leaves no trace: the global
-    random state is restored and the gradients are dropped."""
+    autocast, as a training step does it (for ``choose_precision``; ``inpainting``: the
+    ``training.inpaint`` settings of a DiT with ``inpaint``, whose known frames the step draws as
+    training does, at step 0). It leaves no trace: the global random state is restored and the
+    gradients are dropped."""
     import torch
 
     from cuecraft.train.data import frame_mask
+    from cuecraft.train.inpaint import item_known
 
     batch = batch.to(device)
     with torch.no_grad():
@@ -98,11 +102,12 @@ def precision_probe(module: Any, representation: Any, objective: Any, batch: Any
     t = torch.rand(x0.shape[0], generator=generator).to(device)
     eps = torch.randn(x0.shape, generator=generator).to(device)
     x_t, target = objective.noise(x0, eps, t), objective.target(x0, eps, t)
+    known = None if inpainting is None else item_known(batch, 0, 0, x0, mask, inpainting)
 
     def probe(precision: Any) -> None:
         with torch.random.fork_rng(devices=[]):
             with precision.autocast():
-                prediction = module(x_t, t, batch.tokens, mask)
+                prediction = module(x_t, t, batch.tokens, mask, known)
             objective.loss(prediction.float(), target, mask, t).backward()
         for parameter in module.parameters():
             parameter.grad = None

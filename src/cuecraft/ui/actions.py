@@ -6,8 +6,10 @@ clip, spectrogram and chroma image per kept candidate, and a table of what was a
 was measured. Bad values raise ``GenerationInputError`` (the pipeline's, or one for a widget
 value), whose text the page shows as its message.
 
-Widget conventions: an empty text box, ``"any"`` in a dropdown, drums ``"any"`` and an unticked
-tempo box all leave that condition out (its null); a blank guidance box is the model's own scale.
+Widget conventions: an empty text box, ``"any"`` in a dropdown, drums ``"any"``, a blank number box
+and an unticked tempo box all leave that condition out (its null); a blank guidance box is the
+model's own scale. The time signature, first downbeat and chords go with the tempo (models with a
+``beats`` or ``chords`` conditioner).
 """
 
 from __future__ import annotations
@@ -46,13 +48,18 @@ class GenerateInputs:
     guidance: float | None = None  # None: the model's scale
     seed: int | float = 0
     candidates: int | float = 1
+    # after the sampling settings, so the /generate API's earlier positions stay as they were
+    time_signature: str | None = ANY  # "4/4", "3/4", "6/8", ... (a typed value too)
+    chords: str | None = None  # "Am F C G" (one per bar) or "Am@0 F@2" (seconds)
+    downbeat_offset: float | None = None  # seconds; None (a blank box): the model's default, 0
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
 
-CONDITION_INPUTS = GenerateInputs.names()[:9]  # prompt .. seconds: what the Conditions tab reads
+SAMPLING_INPUTS = ("steps", "guidance", "seed", "candidates")
+CONDITION_INPUTS = tuple(name for name in GenerateInputs.names() if name not in SAMPLING_INPUTS)  # Conditions tab
 
 
 @dataclass
@@ -96,7 +103,9 @@ def request_of(inputs: GenerateInputs) -> GenerationRequest:
     melody = _text(inputs.melody)
     return GenerationRequest(prompt=_text(inputs.prompt), negative_prompt=_text(inputs.negative_prompt), bpm=bpm,
                              key=_choice(inputs.key), instrument=_choice(inputs.instrument),
-                             drums=_choice(inputs.drums), melody=melody, seconds=inputs.seconds)
+                             drums=_choice(inputs.drums), melody=melody, seconds=inputs.seconds,
+                             time_signature=_choice(inputs.time_signature), chords=_text(inputs.chords),
+                             downbeat_offset=inputs.downbeat_offset)
 
 
 def _settings(inputs: GenerateInputs) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 Tabs:
 
 1. Generate: prompt, negative prompt, tempo, key, instrument, drums, melody (upload or record),
+   time signature, first downbeat and chords (models with a ``beats`` / ``chords`` conditioner),
    seconds, steps, guidance, seed, candidates -> a player, a log-mel spectrogram and a chroma image
    per candidate (best first) and a table of the measured tempo and key beside what was asked.
    Only the controls the model has are shown. API name ``/generate`` (inputs in
@@ -37,6 +38,7 @@ from cuecraft.ui.actions import (
 )
 
 DEFAULT_BPM = 120.0  # the tempo slider's starting value (clipped to the model's range)
+METRES = ("4/4", "3/4", "6/8", "2/4", "12/8")  # the time-signature dropdown's choices (others can be typed)
 IMAGE_BUTTONS = ["download", "fullscreen"]  # not "share" (it posts to a hub)
 
 
@@ -59,7 +61,8 @@ def _page_progress(progress: Any) -> Callable[[int, int], None]:
 
 
 def _model_summary(pipe: GenerationPipeline) -> str:
-    shown = ("prompt", "negative_prompt", "bpm", "key", "instrument", "drums", "melody")
+    shown = ("prompt", "negative_prompt", "bpm", "key", "instrument", "drums", "melody", "time_signature",
+             "downbeat_offset", "chords")
     controls = [name for name in pipe.controls if name in shown]
     others = [name for name in pipe.controls if name not in shown]
     line = (f"**model** `{pipe.name}` · {pipe.sample_rate} Hz · up to {pipe.max_seconds:g} s · controls: "
@@ -74,6 +77,10 @@ def _generate_widgets(gr: Any, pipe: GenerationPipeline) -> dict[str, Any]:
     controls = pipe.controls
 
     def options(name: str) -> list[str]:
+        if name in controls and controls[name].kind == "key":  # a chords model reads any key
+            from cuecraft.audio.key import KEYS
+
+            return [ANY, *KEYS]
         return [ANY, *(controls[name].options or ())] if name in controls else [ANY]
 
     low, high = controls["bpm"].range if "bpm" in controls else (40.0, 240.0)
@@ -91,6 +98,12 @@ def _generate_widgets(gr: Any, pipe: GenerationPipeline) -> dict[str, Any]:
         w["instrument"] = gr.Dropdown(options("instrument"), value=ANY, label="instrument",
                                       visible="instrument" in controls)
         w["drums"] = gr.Radio(options("drums"), value=ANY, label="drums", visible="drums" in controls)
+    with gr.Row():  # beats / chords models: they go with the tempo
+        w["time_signature"] = gr.Dropdown([ANY, *METRES], value=ANY, allow_custom_value=True, label="time signature",
+                                          visible="time_signature" in controls)
+        w["downbeat_offset"] = gr.Number(value=None, label="first downbeat (s)", visible="downbeat_offset" in controls)
+    w["chords"] = gr.Textbox(label="chords", placeholder="Am F C G (one per bar at the tempo) or Am@0 F@2 (seconds)",
+                             visible="chords" in controls)
     w["melody"] = gr.Audio(sources=["upload", "microphone"], type="filepath", label="melody (its chroma is followed)",
                            visible="melody" in controls, buttons=["download"])
     w["seconds"] = gr.Slider(min(0.1, pipe.max_seconds), pipe.max_seconds, value=pipe.max_seconds, step=0.1,
@@ -150,9 +163,10 @@ def build_app(pipe: GenerationPipeline, *, musicldm_dir: str | os.PathLike[str] 
         # explicit parameters: gradio finds the progress tracker by its position in the signature
         def on_generate(prompt: Any, negative_prompt: Any, tempo_on: Any, bpm: Any, key: Any, instrument: Any,
                         drums: Any, melody: Any, seconds: Any, steps: Any, guidance: Any, seed: Any, candidates: Any,
+                        time_signature: Any, chords: Any, downbeat_offset: Any,
                         progress: Any = gr.Progress()) -> list[Any]:
             values = GenerateInputs(prompt, negative_prompt, tempo_on, bpm, key, instrument, drums, melody, seconds,
-                                    steps, guidance, seed, candidates)
+                                    steps, guidance, seed, candidates, time_signature, chords, downbeat_offset)
             try:
                 shown = generate_clicked(pipe, values, progress=_page_progress(progress))
             except CuecraftError as error:
@@ -169,7 +183,7 @@ def build_app(pipe: GenerationPipeline, *, musicldm_dir: str | os.PathLike[str] 
 
         def on_conditions(*values: Any) -> list[list[Any]]:
             try:
-                return conditions_for(pipe, GenerateInputs(*values))
+                return conditions_for(pipe, GenerateInputs(**dict(zip(CONDITION_INPUTS, values))))
             except CuecraftError as error:
                 raise page_error(error) from None
 
