@@ -14,9 +14,10 @@ the relative error of the denoiser's x0 estimate on held-out latents at t = 0.05
 nearest training latent over that latent's energy (an all-zero latent scores 1.0; a memorised
 one near 0).
 
-A variant is ``patch{P}_{OUT}[_{TIMESTEPS}][_w{DIM}]``: patch size P, network output ``v``
-(the v objective's own quantity) or ``x0``, timesteps ``uniform`` (default) or ``logitnormal``,
-and optionally another width. Prints a table and writes ``WORK/quality.json`` (atomically).
+A variant is ``patch{P}_{OUT}[_{TIMESTEPS}][_w{DIM}][_c{KERNEL}]``: patch size P, network output
+``v`` (the v objective's own quantity) or ``x0``, timesteps ``uniform`` (default) or
+``logitnormal``, optionally another width, and optionally the DiT's residual output conv of that
+kernel (``output_conv``). Prints a table and writes ``WORK/quality.json`` (atomically).
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def load_latents(corpus: Path, part: str, count: int, seconds: float, cache: Pat
 
 
 def parse_variant(name: str, default_dim: int) -> dict:
-    match = re.fullmatch(r"patch(\d+)_(v|x0)(?:_(uniform|logitnormal))?(?:_w(\d+))?", name)
+    match = re.fullmatch(r"patch(\d+)_(v|x0)(?:_(uniform|logitnormal))?(?:_w(\d+))?(?:_c(\d+))?", name)
     if match is None:
-        raise SystemExit(f"unknown variant {name!r}: expected patch{{P}}_{{v|x0}}[_uniform|_logitnormal][_w{{DIM}}]")
-    patch, output, timesteps, dim = match.groups()
+        raise SystemExit(f"unknown variant {name!r}: expected "
+                         "patch{P}_{v|x0}[_uniform|_logitnormal][_w{DIM}][_c{KERNEL}]")
+    patch, output, timesteps, dim, conv = match.groups()
     return {"patch": int(patch), "output": "target" if output == "v" else "x0",
-            "timesteps": timesteps or "uniform", "dim": int(dim) if dim else default_dim}
+            "timesteps": timesteps or "uniform", "dim": int(dim) if dim else default_dim,
+            "output_conv": int(conv) if conv else 0}
 
 
 def relative_x0_error(model: DiT, objective, latents: torch.Tensor, t: float, seed: int) -> float:
@@ -92,7 +95,7 @@ def run_variant(name: str, train: torch.Tensor, heldout: torch.Tensor, args: arg
     spec = parse_variant(name, args.dim)
     torch.manual_seed(args.seed)
     config = DiTConfig(latent_dim=train.shape[1], patch_size=spec["patch"], dim=spec["dim"], depth=args.depth,
-                       heads=4, mlp_ratio=3.0)
+                       heads=4, mlp_ratio=3.0, output_conv=spec["output_conv"])
     model = DiT(config)
     objective = get_objective("v", spec["output"])
     sampler = (get_timestep_sampler("uniform") if spec["timesteps"] == "uniform"

@@ -24,6 +24,7 @@ _EXPORTS = {
     "cuecraft.fuser": ("ConditionFuser", "FusedInputs"),
     "cuecraft.guidance": ("AttributeDropout", "ClassifierFreeGuidanceDropout"),
     "cuecraft.pipelines.generate": ("GenerationPipeline", "GenerationRequest", "load_builtin"),
+    "cuecraft.pipelines.recording": ("Recording",),
     "cuecraft.provider": ("ConditionProvider",),
     "cuecraft.stack": ("ConditioningStack",),
 }
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from cuecraft.fuser import ConditionFuser, FusedInputs
     from cuecraft.guidance import AttributeDropout, ClassifierFreeGuidanceDropout
     from cuecraft.pipelines.generate import GenerationPipeline, GenerationRequest, load_builtin
+    from cuecraft.pipelines.recording import Recording
     from cuecraft.provider import ConditionProvider
     from cuecraft.stack import ConditioningStack
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:32] or "host"
+MAX_VERSIONED_JSON_BYTES = 64 * 2**20  # a description file (model.json, encoded.json, a checkpoint's state)
 _TEMPORARY = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)~(?P<pid>\d+)~[^.~]*\.tmp$")
 
 
@@ -79,14 +80,14 @@ def read_versioned_json(path: str | Path, *, format: str, version: int, error: t
     Every problem is an ``error`` naming the file: missing (``missing`` says what to do), not
     readable as JSON, not a ``what`` (another ``format``), or another ``version``.
     """
-    import json
+    from cuecraft._bounded import is_regular, parse_json, read_regular
 
     path = Path(path)
-    if not path.is_file():
+    if not is_regular(path):  # missing, a folder, or a FIFO / device that would block or never end
         raise error(f"{path}: no such file; {missing}")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        document = parse_json(read_regular(path, MAX_VERSIONED_JSON_BYTES), max_depth=128)  # a config inside
+    except (OSError, ValueError) as problem:  # ValueError: not JSON, not UTF-8, nested too deep
         raise error(f"{path}: not readable as JSON ({problem})") from None
     if not isinstance(document, dict) or document.get("format") != format:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__

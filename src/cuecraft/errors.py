@@ -93,3 +93,18 @@ class CheckpointError(CuecraftError, ValueError):
 class EvaluationInputError(CuecraftError, ValueError):
     """Audio, embeddings or labels handed to an evaluation metric or classifier have the wrong
     shape, type or values; the message says what was given and what is allowed."""
+
+
+class TrainingError(CuecraftError, RuntimeError):
+    """Training cannot go on (the loss or the gradients turned non-finite); nothing is exported
+    and the message says at which step and what to change."""
+
+
+class DeviceError(CuecraftError, ValueError):
+    """The asked device is not a device name, or is not available in this torch build or machine;
+    the message lists the devices that are."""
+
+
+class GenerationError(CuecraftError, RuntimeError):
+    """Generation ran but gave no usable audio (samples that are not finite: a model with broken
+    weights, or a guidance that diverged); the message says which request and what to try."""

@@ -44,8 +44,8 @@ class FusedInputs:
     cross_attention_src, cross_attention_mask: [B, S, D] and bool [B, S] (key padding mask:
         True = attend).
     global_cond: [B, ΣD_i].
-    input_concat: [B, T, ΣD_i], the input-concat conditions resampled to the input length (at
-        their own common length when no input is given).
+    input_concat: [B, T, ΣD_i], the input-concat conditions resampled to the input length (to
+        the longest of their lengths when no input is given).
     """
 
     input: torch.Tensor | None = None
@@ -192,12 +192,12 @@ class ConditionFuser(nn.Module):
                 raise FusionError(f"roles {needing} need the input sequence: call fuser(conditions, input)")
             if not self.routing["input_concat"]:
                 return None, None
-            # No input to resample to: the conditions are concatenated at their own, common length.
-            lengths = {n: conditions[n].embedding.shape[1] for n in self.routing["input_concat"]}
-            if len(set(lengths.values())) > 1:
-                raise FusionError(f"input_concat: without an input to resample to, the conditions need one "
-                                  f"length; got {lengths}")
-            return None, torch.cat([conditions[n].embedding for n in self.routing["input_concat"]], dim=-1)
+            # No input to resample to: the conditions are concatenated at the longest of their lengths
+            # (the finest time grid among them, e.g. a beat curve beside a coarser chroma), each
+            # resampled to it as it would be to an input; the backbone resamples the result to its frames.
+            length = max(conditions[n].embedding.shape[1] for n in self.routing["input_concat"])
+            return None, torch.cat([_resample(conditions[n].embedding, length)
+                                    for n in self.routing["input_concat"]], dim=-1)
         length, width = input.shape[1], input.shape[2]
         for role in ("sum", "input_interpolate"):
             for name in self.routing[role]:

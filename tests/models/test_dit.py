@@ -37,14 +37,16 @@ def fused_inputs(concat_length=3):
         global_cond=torch.randn(B, GLOBAL), input_concat=torch.randn(B, concat_length, CONCAT))
 
 
-@pytest.fixture(params=["rotary", "sinusoidal"])
+@pytest.fixture(params=[("rotary", 0), ("sinusoidal", 0), ("rotary", 3)], ids=["rotary", "sinusoidal", "conv3"])
 def model(request):
-    return perturbed(DiT(config(positions=request.param)))
+    positions, output_conv = request.param
+    return perturbed(DiT(config(positions=positions, output_conv=output_conv)))
 
 
 def test_untrained_model_outputs_exactly_zero_for_odd_length():
-    for patch_size, length in ((2, 7), (3, 10), (1, 5)):
-        out = DiT(config(patch_size=patch_size))(torch.randn(B, D, length), torch.rand(B), fused_inputs())
+    for patch_size, length, output_conv in ((2, 7, 0), (3, 10, 0), (1, 5, 0), (2, 7, 5)):
+        out = DiT(config(patch_size=patch_size, output_conv=output_conv))(torch.randn(B, D, length), torch.rand(B),
+                                                                          fused_inputs())
         assert out.shape == (B, D, length)
         assert torch.equal(out, torch.zeros_like(out))  # adaLN-zero + zero final layer
 
@@ -199,9 +201,10 @@ def test_bfloat16_autocast_is_close_to_float32(model):
 
 def test_bad_config_lists_every_problem_by_field():
     with pytest.raises(ConfigError) as error:
-        DiTConfig(latent_dim=0, dim=30, heads=4, positions="absolute", timestep_dim=7, qk_norm=1, global_dim=True)
+        DiTConfig(latent_dim=0, dim=30, heads=4, positions="absolute", timestep_dim=7, qk_norm=1, global_dim=True,
+                  output_conv=4)
     fields = {problem.split(":")[0] for problem in error.value.problems}
-    assert fields == {"latent_dim", "positions", "timestep_dim", "qk_norm", "global_dim", "dim"}
+    assert fields == {"latent_dim", "positions", "timestep_dim", "qk_norm", "global_dim", "dim", "output_conv"}
     with pytest.raises(ConfigError, match="rotary positions need an even head width"):
         DiTConfig(latent_dim=4, dim=30, heads=2)
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from cuecraft.errors import ConfigError, FusionError
-from cuecraft.fuser import FusedInputs
 from cuecraft.models import DiT, DiTConfig
 from tests.models.test_dit import B, CONCAT, D, L, config, fused_inputs, perturbed
 
@@ -58,4 +57,3 @@ def test_known_inputs_that_do_not_fit_are_refused():
     assert "known mask must be bool [B, L] = [2, 7]" in str(error.value)
     with pytest.raises(FusionError, match="expected \\(latent"):
         inpaint(x, t, fused, known=[x, mask])
-    assert isinstance(fused, FusedInputs)

@@ -140,14 +140,18 @@ def _seam(z: torch.Tensor, at: int) -> float:
 
 
 def test_a_tiny_model_continues_a_clip_without_a_rough_seam(corpus, tmp_path):
-    """600 steps on the 4 one-second corpus items, conditions always dropped (only the known prefix says
+    """800 steps on the 4 one-second corpus items, conditions always dropped (only the known prefix says
     which item goes on). The seam where the generated frames meet the known prefix is no rougher than
-    the generated frames themselves (measured 0.46-0.83 of them), and far smoother than a plain
-    generation spliced on (measured 0.17-0.26 of that)."""
+    the generated frames themselves, and far smoother than a plain generation spliced on. Over 12
+    runs (the corpus's absolute path seeds the training noise, so each run differs) the seam measured
+    0.42-0.80 of the frames' own steps and 0.14-0.27 of the splice's (at 600 steps the spread reached
+    1.2 and 0.54). A tiny model's frames are rougher than the data's (about 3x here), so the seam is
+    held to the model's own texture.
+    """
     from cuecraft.data import DataOptions, open_dataset
     from cuecraft.sampling import sample
 
-    config = inpaint_config(max_steps=600, lr=3e-3, warmup_steps=10, ema_decay=0.9, log_every=100,
+    config = inpaint_config(max_steps=800, lr=3e-3, warmup_steps=10, ema_decay=0.9, log_every=100,
                             segment_seconds=1.0, grad_clip=1.0)
     config["conditioning"]["dropout"] = {"cfg": 1.0}
     config["objective"]["timesteps"] = "logit_normal"
@@ -173,6 +177,5 @@ def test_a_tiny_model_continues_a_clip_without_a_rough_seam(corpus, tmp_path):
                     spliced.append(_seam(torch.cat((x0[..., :cut], plain[..., cut:]), -1), cut))
                     inner.append((continued[..., cut + 1:] - continued[..., cut:-1]).square().mean().item())
     seam, splice, texture = (sum(v) / len(v) for v in (seams, spliced, inner))
-    print("RATIOS", seam / texture, seam / splice)
     assert seam <= 1.1 * texture, (seam, texture, splice)
-    assert seam <= 0.5 * splice, (seam, texture, splice)
+    assert seam <= 0.45 * splice, (seam, texture, splice)

@@ -39,36 +39,24 @@ def default_max_seconds() -> float:
     return seconds if seconds > 0 else DEFAULT_MAX_SECONDS
 
 
-def _check_regular(name: str) -> None:
+def check_regular(name: str) -> None:
+    """AudioReadError unless ``name`` is a regular file (a FIFO or a device would block or never end)."""
     try:
         info = os.stat(name)
-    except OSError as error:
-        raise AudioReadError(f"{name}: cannot read audio ({error.strerror or error})") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the name
+        raise AudioReadError(f"{name}: cannot read audio ({getattr(error, 'strerror', None) or error})") from None
     if not stat.S_ISREG(info.st_mode):
         kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
                 else "a device or socket")
         raise AudioReadError(f"{name}: cannot read audio (it is {kind}, not a regular file)")
 
 
-def load_audio(path: str | os.PathLike[str], *, seek_time: float = 0.0, duration: float | None = None,
-               max_seconds: float | None = None) -> tuple[torch.Tensor, int]:
-    """Read an audio file: (waveform float32 [C, T], sample rate in Hz).
-
-    ``seek_time`` / ``duration`` (seconds) read only that part. ``max_seconds`` (default
-    ``default_max_seconds()``) bounds the whole file's length, checked from its header before
-    anything is decoded. Any failure (no such file, not a regular file, a format libsndfile does
-    not know, an implausible header, a corrupt file, non-finite or absurd samples) is an
-    AudioReadError naming the file and the reason.
-    """
-    soundfile = require("soundfile", extra="audio", purpose="reading audio files")
-    name = os.fspath(path)
-    _check_regular(name)
+def check_header(name: str, rate: int, frames: int, channels: int, *, max_seconds: float | None = None,
+                 hint: str = "max_seconds, or CUECRAFT_MAX_AUDIO_SECONDS") -> None:
+    """AudioReadError unless a header is plausible: a rate in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE], 1 to
+    MAX_CHANNELS channels and at most ``max_seconds`` (default ``default_max_seconds()``) of audio;
+    ``hint`` says in the message what sets the limit."""
     limit = default_max_seconds() if max_seconds is None else max_seconds
-    try:
-        info = soundfile.info(name)
-    except (soundfile.SoundFileError, RuntimeError, OSError, ValueError, EOFError) as error:
-        raise AudioReadError(f"{name}: cannot read audio ({error})") from None
-    rate, frames, channels = int(info.samplerate), int(info.frames), int(info.channels)
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise AudioReadError(f"{name}: its header claims a sample rate of {rate} Hz; cuecraft reads "
                              f"{MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz")
@@ -76,7 +64,40 @@ def load_audio(path: str | os.PathLike[str], *, seek_time: float = 0.0, duration
         raise AudioReadError(f"{name}: its header claims {channels} channels; cuecraft reads 1 to {MAX_CHANNELS}")
     if frames / rate > limit:
         raise AudioReadError(f"{name}: {frames / rate:,.1f} s of audio by its header; the limit is {limit:,.1f} s "
-                             "(max_seconds, or CUECRAFT_MAX_AUDIO_SECONDS)")
+                             f"({hint})")
+
+
+def audio_info(path: str | os.PathLike[str], *, max_seconds: float | None = None,
+               limit_hint: str = "max_seconds, or CUECRAFT_MAX_AUDIO_SECONDS") -> tuple[int, int, int]:
+    """(frames, sample rate, channels) of an audio file from its header, checked as ``load_audio``
+    checks it (a regular file, a plausible header, at most ``max_seconds``), nothing decoded."""
+    soundfile = require("soundfile", extra="audio", purpose="reading audio files")
+    name = os.fspath(path)
+    check_regular(name)
+    try:
+        info = soundfile.info(name)
+    except (soundfile.SoundFileError, RuntimeError, OSError, ValueError, EOFError) as error:
+        raise AudioReadError(f"{name}: cannot read audio ({error})") from None
+    rate, frames, channels = int(info.samplerate), int(info.frames), int(info.channels)
+    check_header(name, rate, frames, channels, max_seconds=max_seconds, hint=limit_hint)
+    return frames, rate, channels
+
+
+def load_audio(path: str | os.PathLike[str], *, seek_time: float = 0.0, duration: float | None = None,
+               max_seconds: float | None = None,
+               limit_hint: str = "max_seconds, or CUECRAFT_MAX_AUDIO_SECONDS") -> tuple[torch.Tensor, int]:
+    """Read an audio file: (waveform float32 [C, T], sample rate in Hz).
+
+    ``seek_time`` / ``duration`` (seconds) read only that part. ``max_seconds`` (default
+    ``default_max_seconds()``) bounds the whole file's length, checked from its header before
+    anything is decoded. Any failure (no such file, not a regular file, a format libsndfile does
+    not know, an implausible header, a corrupt file, non-finite or absurd samples) is an
+    AudioReadError naming the file and the reason (``limit_hint``: what sets the length limit, for
+    the message).
+    """
+    soundfile = require("soundfile", extra="audio", purpose="reading audio files")
+    name = os.fspath(path)
+    frames, rate, _ = audio_info(name, max_seconds=max_seconds, limit_hint=limit_hint)
     start = max(0, int(round(seek_time * rate)))
     count = -1 if duration is None else max(0, int(round(duration * rate)))
     try:

@@ -26,6 +26,7 @@ import re
 
 import torch
 
+from cuecraft._text import short_repr
 from cuecraft.errors import ConditioningInputError
 
 MAJOR_TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -85,7 +86,7 @@ def parse_key(text: str) -> str:
             mode = "major"
     if mode is None:
         raise ConditioningInputError(
-            f"cannot read {text!r} as a musical key; write a tonic A-G with an optional # or b and "
+            f"cannot read {short_repr(text)} as a musical key; write a tonic A-G with an optional # or b and "
             f"an optional mode (major: nothing, 'maj', 'major'; minor: 'm', 'min', 'minor'), e.g. "
             f"{', '.join(ALLOWED_FORMS)}. The 24 canonical names: {', '.join(KEYS)}")
     pitch_class = (_LETTERS[letter.lower()] + _ACCIDENTALS[accidental]) % 12

@@ -10,6 +10,7 @@
     cuecraft train vocoder --data DIR --out DIR [--steps N] [--batch-size N] [--seconds S] [--seed N] [--resume]
     cuecraft eval --model builtin|DIR [--prompts FILE.jsonl] --out DIR [--limit N] [--steps N] ... | --audio DIR --out DIR
     cuecraft musicldm --model DIR PROMPT --out FILE.wav [--negative TEXT] [--seconds S] [--steps N] ...
+    cuecraft musicgen PROMPT --model DIR|NAME [--melody FILE] [--continue FILE] [--seconds S] [--guidance G] ...
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import sys
 from collections.abc import Sequence
 
 from cuecraft._version import __version__
-from cuecraft.cli import cache, condition, config, corpus, data, eval, generate, musicldm, train, ui
-from cuecraft.cli._shared import check_output_file
+from cuecraft.cli import cache, condition, config, corpus, data, eval, generate, musicgen, musicldm, train, ui
+from cuecraft.cli._shared import check_output_file, storage_message
 from cuecraft.cli.cache import run_cache_fill
 from cuecraft.cli.condition import run_condition
 from cuecraft.cli.config import run_config_convert, run_config_validate
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_parser(commands)
     eval.add_parser(commands)
     musicldm.add_parser(commands)
+    musicgen.add_parser(commands)
     train.add_parser(commands)
     ui.add_parser(commands)
     train.add_model_train_options(commands)
@@ -73,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cuecraft.cli.options import load_plugins
 
         load_plugins(args.plugin)
+        if getattr(args, "device", None) is not None:  # before any model is built on it
+            from cuecraft._device import check_device
+
+            check_device(args.device)
         if not args.allow_download:
             return args.run(args)
         from cuecraft.conditioners.pretrained import downloads_allowed
@@ -82,3 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CuecraftError as error:
         print(f"cuecraft {getattr(args, 'command_name', args.command)}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # storage: a read-only or full disk, an output that is a folder, a name too long
+        print(f"cuecraft {getattr(args, 'command_name', args.command)}: error: {storage_message(error)}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C before a command installs its own handling (model loading, set-up)
+        print(f"cuecraft {getattr(args, 'command_name', args.command)}: interrupted", file=sys.stderr)
+        return 130

@@ -8,7 +8,17 @@ import math
 import os
 from collections.abc import Sequence
 
+from cuecraft._text import shorten
 from cuecraft.errors import CuecraftError
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of a non-UTF-8 file name (surrogate escapes) shown as ``\\xff``, so
+    printing it never fails under strict UTF-8 output."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (from JSON text)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -54,6 +64,14 @@ def check_output_file(out: str, suffixes: Sequence[str]) -> None:
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise CuecraftError(f"--out: the directory {parent} does not exist")
+
+
+def storage_message(error: OSError) -> str:
+    """One line for an OSError of the file system: what failed, on which path (shortened), why."""
+    reason = error.strerror or str(error) or type(error).__name__
+    names = [n for n in (error.filename, error.filename2) if n is not None]
+    shown = " -> ".join(printable(shorten(os.fsdecode(n) if isinstance(n, bytes) else str(n), 300)) for n in names)
+    return f"{shown}: {reason}" if shown else printable(shorten(reason, 300))
 
 
 def draw_progress(stream, label: str, done: int, total: int) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from cuecraft.cli._shared import _add_group, _format_table
+from cuecraft.cli._shared import _add_group, _format_table, printable
 
 
 def run_data_check(args: argparse.Namespace) -> int:
@@ -17,19 +17,19 @@ def run_data_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return 1 if args.strict and report.unreadable else 0
-    print(f"{report.data} ({report.kind}): {report.files} files, {report.usable} usable, "
+    print(f"{printable(report.data)} ({report.kind}): {report.files} files, {report.usable} usable, "
           f"{len(report.unreadable)} unusable; {report.total_seconds / 3600:.2f} h "
           f"({report.total_seconds:.1f} s) of audio")
     print("sample rates: " + (", ".join(f"{rate} Hz x {n}" for rate, n in report.sample_rates.items()) or "-"))
     print("channels:     " + (", ".join(f"{c} x {n}" for c, n in report.channels.items()) or "-"))
     if report.index_file:
-        print(f"index:        {report.index_file}")
-    print("\n" + _format_table(["field", "coverage"],
-                               [[name, f"{share:.0%}"] for name, share in report.coverage.items()]))
+        print(f"index:        {printable(report.index_file)}")
+    print(printable("\n" + _format_table(["field", "coverage"],
+                                         [[name, f"{share:.0%}"] for name, share in report.coverage.items()])))
     if report.unreadable:
         print(f"\nunusable ({len(report.unreadable)}):")
         for path, reason in report.unreadable:
-            print(f"  {path}: {reason}")
+            print(printable(f"  {path}: {reason}"))
     return 1 if args.strict and report.unreadable else 0
 
 

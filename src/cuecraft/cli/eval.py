@@ -9,6 +9,8 @@ from pathlib import Path
 
 from cuecraft.errors import CuecraftError, EvaluationInputError
 
+MAX_SECONDS = 120.0  # cuecraft.eval.prompts.MAX_SECONDS (not imported here: --help stays light)
+
 
 def _progress(enabled: bool):
     """A (stage, done, total) callback: a tqdm bar per stage on stderr, or plain lines without tqdm."""
@@ -50,8 +52,8 @@ def _check(args: argparse.Namespace) -> None:
         problems.append(f"--steps must be >= 1; got {args.steps}")
     if args.batch_size < 1:
         problems.append(f"--batch-size must be >= 1; got {args.batch_size}")
-    if args.seconds is not None and args.seconds <= 0:
-        problems.append(f"--seconds must be > 0; got {args.seconds}")
+    if args.seconds is not None and not 0 < args.seconds <= MAX_SECONDS:
+        problems.append(f"--seconds must be in (0, {MAX_SECONDS:g}]; got {args.seconds}")
     if args.audio is None and args.model is None:
         problems.append("give --model builtin|DIR (generate and score) or --audio DIR (score existing audio)")
     if args.audio is not None and args.model is not None:
@@ -96,17 +98,14 @@ def _pipeline(model: str):
 def _novelty(args: argparse.Namespace):
     if args.novelty_reference is None:
         return None, 16000
-    from cuecraft.audio.io import load_audio
+    from cuecraft._bounded import is_folder, is_regular
+    from cuecraft.eval.run import load_clips
 
     folder = Path(args.novelty_reference)
-    wavs = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    wavs = sorted(p for p in folder.glob("*.wav") if is_regular(p)) if is_folder(folder) else []
     if not wavs:
         raise CuecraftError(f"--novelty-reference {folder}: no .wav files there")
-    loaded = [load_audio(p) for p in wavs]
-    rate = loaded[0][1]
-    if any(r != rate for _, r in loaded):
-        raise CuecraftError(f"--novelty-reference {folder}: the WAVs have several sample rates")
-    return [w.mean(dim=0).numpy() for w, _ in loaded], rate
+    return load_clips(wavs, f"--novelty-reference {folder}")  # bounded: each clip and all of them
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -138,6 +137,9 @@ def run_eval(args: argparse.Namespace) -> int:
         result.report["settings"]["prompts"] = str(args.prompts) if args.prompts else "heldout (shipped)"
     write_outputs(result, args.out)
     print(format_table(result.report))
+    ignored = result.report["settings"].get("ignored_sidecar_fields")
+    if ignored:
+        print(f"note: sidecar fields that are not asked values, ignored: {', '.join(ignored)}")
     print(f"{len(result.rows)} items in {result.report['wall_seconds']:.1f} s; report: {Path(args.out) / 'report.json'}")
     return 0
 

@@ -29,8 +29,8 @@ def load_pipeline(model: str, device: str | None = None):
 
 def run_generate(args: argparse.Namespace) -> int:
     from cuecraft.pipelines.generate import GenerationRequest, clip_frames
-    from cuecraft.pipelines.wav import finish_interrupted_sets, write_wavs
-    from cuecraft.train.media import write_spectrogram
+    from cuecraft.pipelines.wav import finish_interrupted_sets, numbered_paths, write_wavs
+    from cuecraft.train.media import spectrogram_png
 
     check_output_file(args.out, (".wav",))
     context = context_of(args)  # --continue / --inpaint FILE (--region)
@@ -45,9 +45,9 @@ def run_generate(args: argparse.Namespace) -> int:
     [result] = pipe.generate([request], steps=args.steps, guidance=args.guidance, guidance_text=args.guidance_text,
                              sampler=args.sampler, seed=args.seed, candidates=args.candidates, keep=args.keep,
                              progress=None if args.no_progress else _progress(sys.stderr))
-    paths = write_wavs(args.out, result.audio, result.sample_rate)
-    for path, clip in zip(paths, result.audio):
-        write_spectrogram(path.with_suffix(".png"), clip_frames(pipe.representation, clip), title=path.name)
+    pictures = [{".png": spectrogram_png(clip_frames(pipe.representation, clip), title=path.name)}
+                for path, clip in zip(numbered_paths(args.out, len(result.audio)), result.audio)]
+    paths = write_wavs(args.out, result.audio, result.sample_rate, companions=pictures)  # WAVs + PNGs: one set
     outputs = [{"path": str(p), "spectrogram": str(p.with_suffix(".png")), "seconds": len(c) / result.sample_rate,
                 "measured": m, "score": s}
                for p, c, m, s in zip(paths, result.audio, result.measured, result.scores)]

@@ -87,7 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
         last = f"; last loss {result.losses[-1]:.4f}" if result.losses else ""
         state = "stopped (resume with --resume)" if result.interrupted else "trained"
         print(f"{state} to step {result.step} ({result.precision}){last}; model: {result.model_dir}")
-    return 0
+    return 130 if result.interrupted else 0  # a stopped run is not a finished one (128 + SIGINT, as a shell says)
 
 
 def add_model_train_options(commands: argparse._SubParsersAction) -> None:

@@ -28,36 +28,50 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
+from cuecraft._text import short_repr, shorten
 from cuecraft.config.formats import LoadedConfig, load_config, read_file
 from cuecraft.config.schema import BackboneSpec, field_path
 from cuecraft.errors import ConfigError
 
-Number = StrictFloat | StrictInt
+Number = StrictFloat | StrictInt  # finite: every block below sets allow_inf_nan=False
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 LORA_TARGETS = ("self_attention", "cross_attention", "mlp")
 REPRESENTATION_EXTRA = ("type", "load", "fit_stats_items")  # representation keys that are not MelOptions
+# Bounds checked before anything is allocated or run (README, "Bad input"): a value past one is a
+# typo or an attack, not a setting (a million workers fork until the machine dies).
+MAX_STEPS = 10**9  # optimizer steps, and every "every N steps"
+MAX_BATCH = 65_536  # items per optimizer step
+MAX_WORKERS = 64  # DataLoader processes per rank
+MAX_SEGMENT_SECONDS = 600.0  # a training item, a demo
+MAX_ITEM_SAMPLES = 2**26  # samples of one item: segment_seconds x sample_rate x channels (256 MiB of float32)
+MAX_DEMO_PROMPTS = 64
+MAX_DEMO_STEPS = 1_000
+MAX_LORA_RANK = 4_096
+MAX_SEED = 2**62
+MAX_FIT_STATS_ITEMS = 1_000_000
+MAX_PATH_CHARS = 4_096
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class ObjectiveSpec(_Strict):
     type: Literal["v", "rectified_flow"] = "v"  # the Gaussian path and its quantity (cuecraft.models.objectives)
     output: Literal["target", "x0"] = "target"  # what the network outputs: the path's quantity (v, velocity) or x0
     timesteps: Literal["uniform", "logit_normal"] = "uniform"  # how training draws t
-    timestep_mean: Number = 0.0  # logit_normal only: mean before the sigmoid
-    timestep_std: Number = Field(default=1.0, gt=0)  # logit_normal only: std before the sigmoid
+    timestep_mean: Number = Field(default=0.0, ge=-10, le=10)  # logit_normal only: mean before the sigmoid
+    timestep_std: Number = Field(default=1.0, gt=0, le=10)  # logit_normal only: std before the sigmoid
 
 
 class LoraSpec(_Strict):
-    r: StrictInt = Field(default=8, ge=1)  # adapter rank
-    alpha: Number = Field(default=16, gt=0)  # scaling: alpha / r
+    r: StrictInt = Field(default=8, ge=1, le=MAX_LORA_RANK)  # adapter rank
+    alpha: Number = Field(default=16, gt=0, le=1e6)  # scaling: alpha / r
     dropout: Number = Field(default=0.0, ge=0, lt=1)  # dropout on the adapter input
     targets: list[Literal["self_attention", "cross_attention", "mlp"]] = Field(
         default_factory=lambda: list(LORA_TARGETS), min_length=1)  # which projections get adapters
@@ -74,31 +88,35 @@ class InpaintSpec(_Strict):
     max_fraction: Number = Field(default=0.9, gt=0, lt=1)  # longest prefix / span, of the item's valid frames
 
 
+Beta = Annotated[Number, Field(ge=0, lt=1)]
+
+
 class TrainingSpec(_Strict):
-    batch_size: StrictInt = Field(default=8, ge=1)  # items per optimizer step, over all ranks and accumulation
-    lr: Number = Field(default=1e-4, gt=0)  # peak learning rate (AdamW)
-    weight_decay: Number = Field(default=0.01, ge=0)
-    betas: tuple[Number, Number] = (0.9, 0.99)  # AdamW betas
-    warmup_steps: StrictInt = Field(default=100, ge=0)  # linear warm-up from 0 to lr
-    max_steps: StrictInt = Field(default=10000, ge=1)  # optimizer steps; cosine decay ends here
+    batch_size: StrictInt = Field(default=8, ge=1, le=MAX_BATCH)  # items per optimizer step (all ranks, accumulation)
+    lr: Number = Field(default=1e-4, gt=0, le=1)  # peak learning rate (AdamW)
+    weight_decay: Number = Field(default=0.01, ge=0, le=1)
+    betas: tuple[Beta, Beta] = Field(default=(0.9, 0.99), strict=False)  # AdamW betas (a JSON list of two)
+    warmup_steps: StrictInt = Field(default=100, ge=0, le=MAX_STEPS)  # linear warm-up from 0 to lr
+    max_steps: StrictInt = Field(default=10000, ge=1, le=MAX_STEPS)  # optimizer steps; cosine decay ends here
     min_lr_ratio: Number = Field(default=0.1, ge=0, le=1)  # the cosine ends at lr * min_lr_ratio
-    grad_clip: Number = Field(default=1.0, ge=0)  # max global gradient norm (0: off)
+    grad_clip: Number = Field(default=1.0, ge=0, le=1e6)  # max global gradient norm (0: off)
     ema_decay: Number = Field(default=0.999, ge=0, lt=1)  # EMA of the weights; the exported model
-    grad_accum: StrictInt = Field(default=1, ge=1)  # micro-batches per optimizer step
+    grad_accum: StrictInt = Field(default=1, ge=1, le=MAX_BATCH)  # micro-batches per optimizer step
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # see cuecraft.train.precision
-    checkpoint_every: StrictInt = Field(default=1000, ge=0)  # steps between checkpoints (0: at the end only)
-    keep_checkpoints: StrictInt = Field(default=2, ge=1)  # newest checkpoints kept
-    log_every: StrictInt = Field(default=10, ge=1)  # steps between metrics lines
-    demo_every: StrictInt = Field(default=0, ge=0)  # steps between demos (0: none)
-    demo_prompts: list[dict[StrictStr, Any]] = Field(default_factory=list)  # metadata to sample for demos
-    demo_steps: StrictInt = Field(default=25, ge=1)  # sampler steps of a demo
-    demo_seconds: Number | None = Field(default=None, gt=0)  # demo length (None: segment_seconds)
-    quality_every: StrictInt = Field(default=0, ge=0)  # steps between sample-statistics lines (0: none)
+    checkpoint_every: StrictInt = Field(default=1000, ge=0, le=MAX_STEPS)  # steps between checkpoints (0: at the end)
+    keep_checkpoints: StrictInt = Field(default=2, ge=1, le=1000)  # newest checkpoints kept
+    log_every: StrictInt = Field(default=10, ge=1, le=MAX_STEPS)  # steps between metrics lines
+    demo_every: StrictInt = Field(default=0, ge=0, le=MAX_STEPS)  # steps between demos (0: none)
+    demo_prompts: list[dict[StrictStr, Any]] = Field(default_factory=list,
+                                                     max_length=MAX_DEMO_PROMPTS)  # metadata to sample for demos
+    demo_steps: StrictInt = Field(default=25, ge=1, le=MAX_DEMO_STEPS)  # sampler steps of a demo
+    demo_seconds: Number | None = Field(default=None, gt=0, le=MAX_SEGMENT_SECONDS)  # demo length (None: segment's)
+    quality_every: StrictInt = Field(default=0, ge=0, le=MAX_STEPS)  # steps between sample-statistics lines (0: off)
     quality_samples: StrictInt = Field(default=4, ge=1, le=64)  # unconditional samples from fixed noises
-    segment_seconds: Number = Field(default=4.0, gt=0)  # training item length
-    num_workers: StrictInt = Field(default=0, ge=0)  # DataLoader workers per rank
-    seed: StrictInt = Field(default=0, ge=0)  # initialisation, data order, noise, dropout
-    init_from: StrictStr | None = None  # fine-tune: an exported model directory (runs/NAME/model)
+    segment_seconds: Number = Field(default=4.0, gt=0, le=MAX_SEGMENT_SECONDS)  # training item length
+    num_workers: StrictInt = Field(default=0, ge=0, le=MAX_WORKERS)  # DataLoader workers per rank
+    seed: StrictInt = Field(default=0, ge=0, le=MAX_SEED)  # initialisation, data order, noise, dropout
+    init_from: StrictStr | None = Field(default=None, max_length=MAX_PATH_CHARS)  # fine-tune: runs/NAME/model
     lora: LoraSpec | None = None  # LoRA adapters instead of full training (needs peft)
     compile: StrictBool = False  # torch.compile the backbone
     inpaint: InpaintSpec | None = None  # known-frame masks (backbone.inpaint only; None: the defaults there)
@@ -160,6 +178,14 @@ def _problems_of(error: ConfigError, prefix: str) -> list[str]:
     return [p if p.startswith(prefix) else f"{prefix}{p}" for p in error.problems]
 
 
+def _is_dir(path: str) -> bool:
+    """Whether ``path`` is a directory; False for a name the file system refuses (too long, a NUL)."""
+    try:
+        return len(path) <= MAX_PATH_CHARS and Path(path).expanduser().is_dir()
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
 def _parse_representation(data: Mapping[str, Any]) -> tuple[RepresentationSettings | None, list[str]]:
     from cuecraft.models.representation.mel import MelOptions
 
@@ -170,11 +196,12 @@ def _parse_representation(data: Mapping[str, Any]) -> tuple[RepresentationSettin
     problems = [f"representation.{key}: unknown key; valid keys: {', '.join([*REPRESENTATION_EXTRA, *fields])}"
                 for key in data if key not in fields and key not in REPRESENTATION_EXTRA]
     load = data.get("load")
-    if load is not None and not (isinstance(load, str) and Path(load).expanduser().is_dir()):
-        problems.append(f"representation.load: expected a saved representation directory; got {load!r}")
+    if load is not None and not (isinstance(load, str) and _is_dir(load)):
+        problems.append(f"representation.load: expected a saved representation directory; got {short_repr(load)}")
     items = data.get("fit_stats_items", 64)
-    if isinstance(items, bool) or not isinstance(items, int) or items < 0:
-        problems.append(f"representation.fit_stats_items: expected an integer >= 0; got {items!r}")
+    if isinstance(items, bool) or not isinstance(items, int) or not 0 <= items <= MAX_FIT_STATS_ITEMS:
+        problems.append(f"representation.fit_stats_items: expected an integer in [0, {MAX_FIT_STATS_ITEMS:,}]; "
+                        f"got {short_repr(items)}")
     options = None
     try:
         options = MelOptions(**{k: v for k, v in data.items() if k in fields})
@@ -203,7 +230,7 @@ def parse_model_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
     try:
         spec = _ModelSpec.model_validate(data)
     except ValidationError as error:
-        problems += [f"{field_path(e['loc'])}: {e['msg']}; got {str(e.get('input'))[:60]!r}" for e in error.errors()]
+        problems += [f"{field_path(e['loc'])}: {e['msg']}; got {short_repr(e.get('input'))}" for e in error.errors()]
     conditioning = representation = backbone = None
     if isinstance(data.get("conditioning"), dict):
         try:
@@ -224,6 +251,8 @@ def parse_model_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
             problems += error.problems
     if spec is not None:
         problems += _cross_field_problems(spec)
+        if representation is not None:
+            problems += _item_size_problems(spec.training, representation.options)
         if spec.training.inpaint is not None and backbone is not None and not backbone.inpaint:
             problems.append("training.inpaint: is set but backbone.inpaint is false; set backbone.inpaint true "
                             "(continuation and inpainting) or leave training.inpaint out")
@@ -252,6 +281,19 @@ def _cross_field_problems(spec: _ModelSpec) -> list[str]:
                         f"({inpaint.max_fraction:g})")
     if spec.objective.timesteps == "uniform" and "timestep_std" in spec.objective.model_fields_set:
         problems.append("objective.timestep_std: only used with timesteps 'logit_normal'")
+    return problems
+
+
+def _item_size_problems(training: TrainingSpec, options: Any) -> list[str]:
+    """A training item and a demo are at most MAX_ITEM_SAMPLES samples (seconds x rate x channels)."""
+    problems = []
+    per_second = options.sample_rate * options.channels
+    for name in ("segment_seconds", "demo_seconds"):
+        seconds = getattr(training, name)
+        if seconds is not None and seconds * per_second > MAX_ITEM_SAMPLES:
+            problems.append(f"training.{name}: {seconds:g} s x {options.sample_rate} Hz x {options.channels} "
+                            f"channel(s) is {seconds * per_second:,.0f} samples; an item is at most "
+                            f"{MAX_ITEM_SAMPLES:,} ({MAX_ITEM_SAMPLES / per_second:,.1f} s here)")
     return problems
 
 
@@ -309,12 +351,32 @@ def build_representation(settings: RepresentationSettings):
     return MelRepresentation(settings.options)
 
 
-def build_model(config: ModelConfig | str | Path | Mapping[str, Any], *, seed: int | None = None) -> ModelParts:
+def demo_problems(stack: Any, prompts: list[dict[str, Any]]) -> list[str]:
+    """``training.demo_prompts`` the stack cannot condition on, checked when the model is built (the
+    first demo may be hours into a run): each prompt is tokenized as a demo tokenizes it (every
+    value checked), under a forked random state."""
+    from cuecraft.errors import CuecraftError
+
+    problems = []
+    for index, prompt in enumerate(prompts):
+        try:
+            with torch.random.fork_rng(devices=[]):
+                stack.tokenize([prompt])
+        except CuecraftError as error:
+            problems.append(f"training.demo_prompts[{index}]: {shorten(str(error), 300)}")
+    return problems
+
+
+def build_model(config: ModelConfig | str | Path | Mapping[str, Any], *, seed: int | None = None,
+                dit_device: str | None = None) -> ModelParts:
     """Build ``(stack, representation, dit, objective)`` and check them against each other.
 
     ``seed`` (default: ``training.seed``) makes the random initialisation of the conditioners and
     the DiT reproducible without touching the global random state. Every problem found is one line
-    of the ConfigError: conditioning paths under ``conditioning.``, widths under ``backbone.``.
+    of the ConfigError: conditioning paths under ``conditioning.``, widths under ``backbone.``,
+    demo prompts the stack cannot condition on under ``training.demo_prompts[i]``.
+    ``dit_device="meta"`` builds the DiT without allocating its weights (``config validate``
+    counts them).
     """
     from cuecraft.config.build import build_stack, routing_of
     from cuecraft.models.dit import DiT
@@ -348,8 +410,11 @@ def build_model(config: ModelConfig | str | Path | Mapping[str, Any], *, seed: i
         stack = build_stack(checked, seed=seed)
     except ConfigError as error:
         raise ConfigError([p if p.startswith("backbone.") else f"conditioning.{p}" for p in error.problems]) from None
+    problems = demo_problems(stack, config.training.demo_prompts)
+    if problems:
+        raise ConfigError(problems)
     rng = torch.random.fork_rng() if seed is not None else nullcontext()
-    with rng:
+    with rng, (torch.device(dit_device) if dit_device is not None else nullcontext()):
         if seed is not None:
             torch.manual_seed(seed + 1)
         dit = DiT(backbone)

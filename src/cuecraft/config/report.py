@@ -159,13 +159,15 @@ def validate_model_config(source: Any) -> ModelValidationReport:
     notes = []
     if any(row.shape is None for row in conditioning.rows):
         config.backbone.check_routing(routing_of(config.conditioning.config))
-        representation, dit = build_representation(config.representation), DiT(config.backbone)
+        with torch.device("meta"):  # counted, not allocated
+            dit = DiT(config.backbone)
+        representation = build_representation(config.representation)
         if representation.latent_dim != config.backbone.latent_dim:
             raise ConfigError([f"backbone.latent_dim: is {config.backbone.latent_dim}, but the representation gives "
                                f"{representation.latent_dim} channels per frame"])
         notes.append("the conditioning stack was not built (a model is missing here); widths checked from the config")
     else:
-        _, representation, dit, _ = build_model(config)
+        _, representation, dit, _ = build_model(config, dit_device="meta")
     options, backbone = representation.options, config.backbone
     rate = options.sample_rate / options.hop
     channels = getattr(options, "channels", 1)

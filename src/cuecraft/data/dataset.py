@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from cuecraft._bounded import is_folder, is_regular
 from cuecraft.audio.io import AUDIO_EXTENSIONS
 from cuecraft.data.index import IndexStats
 from cuecraft.data.item import AudioItem
@@ -83,7 +84,7 @@ class AudioDataset(torch.utils.data.Dataset):
         """Every audio file under the folder ``path`` (recursive), with its sidecar.
 
         ``fields`` are DataOptions fields (``sample_rate`` is required without ``options``)."""
-        if not Path(path).is_dir():
+        if not is_folder(path):
             raise DatasetError(f"{path}: not a folder")
         return cls._open(path, options, fields)
 
@@ -91,7 +92,7 @@ class AudioDataset(torch.utils.data.Dataset):
     def from_manifest(cls, path: str | os.PathLike[str], options: DataOptions | None = None,
                       **fields: Any) -> AudioDataset:
         """The files of a ``.jsonl`` (objects with "path" and metadata) or ``.txt`` manifest."""
-        if not Path(path).is_file():
+        if not is_regular(path):
             raise DatasetError(f"{path}: no such manifest file")
         return cls._open(path, options, fields)
 
@@ -152,7 +153,7 @@ def open_dataset(path: str | os.PathLike[str] | list[str], options: DataOptions 
     ``.tar`` file, a glob or brace pattern of them, a list, or a folder of ``.tar`` files and no audio)."""
     if is_shards(path):
         return AudioDataset.from_shards(path, options, **fields)
-    if Path(path).is_dir():
+    if is_folder(path):
         return AudioDataset.from_folder(path, options, **fields)
     return AudioDataset.from_manifest(path, options, **fields)
 
@@ -165,6 +166,6 @@ def is_shards(path: str | os.PathLike[str] | list[str]) -> bool:
     if text.endswith(".tar") or any(c in text for c in "*{"):
         return True
     folder = Path(text)
-    if not folder.is_dir() or not any(folder.glob("*.tar")):
+    if not is_folder(folder) or not any(folder.glob("*.tar")):
         return False
     return not any(p.suffix.lower() in AUDIO_EXTENSIONS for p in folder.rglob("*"))

@@ -46,6 +46,7 @@ from typing import Any, Literal, TextIO
 
 import torch
 
+from cuecraft._bounded import MAX_SIDECAR_BYTES, parse_json, read_regular
 from cuecraft._files import atomic_write, read_versioned_json
 from cuecraft._optional import require
 from cuecraft.data.item import AudioItem
@@ -57,6 +58,8 @@ VERSION = 1
 INFO_FILE = "encoded.json"
 INDEX_FILE = "items.jsonl"
 ITEMS_DIR = "items"
+MAX_WORKERS = 64  # reader processes: a million would fork until the machine dies
+MAX_BATCH = 4_096  # segments encoded together
 Precision = Literal["float32", "float16"]
 PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
 # Settings (JSON paths) and tensor-name prefixes that only decoding reads, per representation kind.
@@ -112,9 +115,9 @@ def item_files(out_dir: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
 
 def read_item_json(path: Path) -> dict[str, Any] | None:
     """An item's JSON, or None when it is missing or unreadable."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    try:  # a FIFO or a planted huge or deep file is unreadable, never waited on
+        record = parse_json(read_regular(path, MAX_SIDECAR_BYTES * 4))
+    except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 
@@ -234,10 +237,10 @@ class EncodeReport:
 
 def _check_inputs(dataset: Any, representation: Any, batch_size: int, workers: int, precision: str) -> None:
     problems = []
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        problems.append(f"batch_size must be a positive int; got {batch_size!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        problems.append(f"workers must be an int >= 0; got {workers!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        problems.append(f"batch_size must be a positive int, at most {MAX_BATCH:,}; got {batch_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+        problems.append(f"workers must be an int >= 0, at most {MAX_WORKERS} (processes); got {workers!r}")
     if precision not in PRECISIONS:
         problems.append(f"precision must be one of {sorted(PRECISIONS)}; got {precision!r}")
     for name in ("encode", "save", "frames", "sample_rate", "channels", "latent_dim", "hop"):

@@ -25,13 +25,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cuecraft._bounded import MAX_JSON_DEPTH, MAX_SIDECAR_BYTES, parse_json, read_regular
 from cuecraft._files import atomic_write
 from cuecraft._optional import require
 from cuecraft.data.sidecar import parse_sidecar_text, sidecar_path
-from cuecraft.errors import DatasetError
+from cuecraft.errors import AudioReadError, DatasetError
 
 INDEX_VERSION = 1
 INDEX_FORMAT = "cuecraft-data-index"
+MAX_INDEX_BYTES = 256 * 2**20  # a larger cache file (about 500,000 files with sidecars) is rebuilt, not read
 
 
 @dataclass
@@ -83,18 +85,30 @@ def probe_audio(path: str) -> tuple[int, int, int]:
 
 
 def _probe_entry(path: Path, size: int, mtime_ns: int) -> IndexEntry:
+    from cuecraft.audio.io import check_header, check_regular
+
     entry = IndexEntry(os.fspath(path), size, mtime_ns)
     if size < 0:
         entry.error = "no such file"
         return entry
+    name = os.fspath(path)
     try:
-        entry.frames, entry.sample_rate, entry.channels = probe_audio(os.fspath(path))
+        check_regular(name)  # a FIFO would block the header read, a device never end
+    except AudioReadError as error:
+        entry.error = str(error).removeprefix(f"{name}: ")
+        return entry
+    try:
+        entry.frames, entry.sample_rate, entry.channels = probe_audio(name)
     except Exception as error:  # libsndfile reports corrupt or unknown formats in several types
         entry.error = f"cannot read audio ({error})"
         return entry
-    if entry.sample_rate <= 0 or entry.channels <= 0:
-        entry.error = f"cannot read audio (header says {entry.sample_rate} Hz, {entry.channels} channels)"
-    elif entry.frames == 0:
+    try:
+        check_header(name, entry.sample_rate, entry.frames, entry.channels)  # a 1 Hz header is not 4 h of audio
+    except AudioReadError as error:
+        entry.error = f"cannot read audio ({str(error).removeprefix(f'{name}: ')})"
+        entry.frames = entry.sample_rate = entry.channels = 0
+        return entry
+    if entry.frames == 0:
         entry.error = "the file holds no audio (0 frames)"
     return entry
 
@@ -112,8 +126,8 @@ def _refresh_sidecar(entry: IndexEntry, read_sidecars: bool) -> bool:
     if entry.sidecar_stat == [size, mtime_ns]:
         return False
     entry.sidecar_stat, entry.sidecar, entry.sidecar_error = [size, mtime_ns], None, None
-    try:
-        entry.sidecar = parse_sidecar_text(path.read_bytes(), os.fspath(path))
+    try:  # a FIFO, a device or a huge file is refused, never waited on or read whole
+        entry.sidecar = parse_sidecar_text(read_regular(path, MAX_SIDECAR_BYTES), os.fspath(path))
     except DatasetError as error:
         entry.sidecar_error = str(error).removeprefix(os.fspath(path) + ": ")
     except OSError as error:
@@ -140,7 +154,7 @@ def index_locations(data: Path, cache_dir: str | os.PathLike[str] | None) -> lis
 
 def _load(path: Path, data: Path) -> dict[str, IndexEntry] | None:
     try:
-        header = json.loads(path.read_text(encoding="utf-8"))
+        header = parse_json(read_regular(path, MAX_INDEX_BYTES), max_depth=MAX_JSON_DEPTH + 8)
         if (header.get("format") != INDEX_FORMAT or header.get("version") != INDEX_VERSION
                 or header.get("data") != os.fspath(data.resolve())):
             return None

@@ -9,11 +9,15 @@ from typing import Any, Literal
 
 import torch
 
+from cuecraft._text import short_repr
+from cuecraft.audio.io import MAX_CHANNELS, MAX_SAMPLE_RATE
 from cuecraft.data.item import AudioItem
 from cuecraft.data.segments import map_channels, pad
 from cuecraft.data.sidecar import CustomMetadata, apply_custom_metadata
 from cuecraft.errors import DatasetError
 
+MAX_SEGMENT_SECONDS = 3600.0  # an item; whole files are bounded by cuecraft.audio.io's length limit
+MAX_SEGMENT_SAMPLES = 2**28  # samples of one item, all channels (1 GiB of float32)
 SegmentMode = Literal["random", "sequential"]
 OnError = Literal["raise", "skip"]
 
@@ -34,14 +38,21 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         problems = []
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or self.sample_rate <= 0:
-            problems.append(f"sample_rate must be a positive int (Hz); got {self.sample_rate!r}")
-        if isinstance(self.channels, bool) or not isinstance(self.channels, int) or self.channels <= 0:
-            problems.append(f"channels must be a positive int; got {self.channels!r}")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) \
+                or not 0 < self.sample_rate <= MAX_SAMPLE_RATE:
+            problems.append(f"sample_rate must be an int in [1, {MAX_SAMPLE_RATE:,}] (Hz); "
+                            f"got {short_repr(self.sample_rate)}")
+        if isinstance(self.channels, bool) or not isinstance(self.channels, int) \
+                or not 0 < self.channels <= MAX_CHANNELS:
+            problems.append(f"channels must be an int in [1, {MAX_CHANNELS}]; got {short_repr(self.channels)}")
         seconds = self.segment_seconds
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                    or not math.isfinite(seconds) or seconds <= 0):
-            problems.append(f"segment_seconds must be a positive number or None (whole files); got {seconds!r}")
+                                    or not math.isfinite(seconds) or not 0 < seconds <= MAX_SEGMENT_SECONDS):
+            problems.append(f"segment_seconds must be a number in (0, {MAX_SEGMENT_SECONDS:g}] or None (whole "
+                            f"files); got {short_repr(seconds)}")
+        elif seconds is not None and not problems and seconds * self.sample_rate * self.channels > MAX_SEGMENT_SAMPLES:
+            problems.append(f"segment_seconds: {seconds:g} s x {self.sample_rate} Hz x {self.channels} channel(s) is "
+                            f"more than {MAX_SEGMENT_SAMPLES:,} samples per item; give a shorter segment")
         if self.mode not in ("random", "sequential"):
             problems.append(f"mode must be 'random' or 'sequential'; got {self.mode!r}")
         if self.on_error not in ("raise", "skip"):

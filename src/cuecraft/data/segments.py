@@ -114,14 +114,26 @@ def read_segment(path: str | os.PathLike[str], *, frames: int, rate: int, start:
 
 
 def decode_bytes(data: bytes, source: str) -> tuple[torch.Tensor, int]:
-    """An audio file's bytes (a WebDataset member): (float32 [C, T], rate)."""
+    """An audio file's bytes (a WebDataset member): (float32 [C, T], rate). Its header is checked
+    before decoding and its samples after, as ``cuecraft.audio.io.load_audio`` checks a file's."""
     import io
 
+    from cuecraft.audio.io import check_header, check_samples
+
     soundfile = require("soundfile", extra="audio", purpose="reading audio files")
+    errors = (soundfile.SoundFileError, RuntimeError, OSError, ValueError, EOFError, MemoryError)
     try:
-        array, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)  # [T, C]
-    except (soundfile.SoundFileError, RuntimeError, OSError, ValueError, EOFError) as error:
+        handle = soundfile.SoundFile(io.BytesIO(data))
+    except errors as error:
         raise AudioReadError(f"{source}: cannot read audio ({error})") from None
+    with handle:
+        rate = int(handle.samplerate)
+        check_header(source, rate, int(handle.frames), int(handle.channels))  # a 1 Hz header is not hours of audio
+        try:
+            array = handle.read(dtype="float32", always_2d=True)  # [T, C]
+        except errors as error:
+            raise AudioReadError(f"{source}: cannot read audio ({error})") from None
     if array.shape[0] == 0:
         raise AudioReadError(f"{source}: the file holds no audio (0 frames)")
-    return torch.from_numpy(array.T.copy()), int(rate)
+    check_samples(array, source)
+    return torch.from_numpy(array.T.copy()), rate

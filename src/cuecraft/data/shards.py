@@ -26,13 +26,15 @@ from __future__ import annotations
 import glob
 import os
 import random
+import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from cuecraft._bounded import is_folder, is_regular
 from cuecraft._optional import require
+from cuecraft._text import shorten
 from cuecraft.audio.io import AUDIO_EXTENSIONS
 from cuecraft.audio.resample import resample
 from cuecraft.data.item import AudioItem
@@ -42,6 +44,38 @@ from cuecraft.data.sidecar import as_hook, parse_music_info, parse_sidecar_text
 from cuecraft.errors import AudioReadError, DatasetError
 
 _AUDIO_SUFFIXES = tuple(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)
+MAX_SHARDS = 100_000  # a brace pattern such as x-{000000000..999999999}.tar is refused as it expands
+
+
+_RANGE = re.compile(r"(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?")
+
+
+def brace_bound(pattern: str) -> int:
+    """An upper bound of the names a brace pattern expands to (braceexpand's grammar: ``{a,b}``,
+    ``{1..9}``, ``{01..10..2}``, ``{a..z}``, nesting, ``\\`` escapes), found without expanding it:
+    the product, over every group, of its range's length or its number of alternatives."""
+    total, stack, i = 1, [], 0
+    while i < len(pattern) and total <= MAX_SHARDS:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            stack.append([i, 0])
+        elif c == "," and stack:
+            stack[-1][1] += 1
+        elif c == "}" and stack:
+            start, commas = stack.pop()
+            match = _RANGE.fullmatch(pattern[start + 1:i])
+            if match and max(len(g or "") for g in match.groups()) > 18:
+                return MAX_SHARDS + 1  # a range of 19-digit numbers
+            if match and match[1].lstrip("-").isdigit() == match[2].lstrip("-").isdigit():
+                low, high = (int(g) if g.lstrip("-").isdigit() else ord(g) for g in match.groups()[:2])
+                total *= abs(high - low) // max(abs(int(match[3] or 1)), 1) + 1
+            elif commas:
+                total *= commas + 1
+        i += 1
+    return total
 
 
 def expand_shards(urls: str | os.PathLike[str] | list[str]) -> list[str]:
@@ -51,15 +85,25 @@ def expand_shards(urls: str | os.PathLike[str] | list[str]) -> list[str]:
         names = [os.fspath(u) for u in urls]
     else:
         text = os.fspath(urls)
-        if Path(text).is_dir():
+        if is_folder(text):
             names = sorted(glob.glob(os.path.join(text, "*.tar")))
         else:
             braceexpand = require("braceexpand", extra="data", purpose="expanding WebDataset shard patterns")
-            names = [m for pattern in braceexpand.braceexpand(text)
-                     for m in (sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern])]
+            if brace_bound(text) > MAX_SHARDS:  # braceexpand materialises each range: count first
+                raise DatasetError(f"{shorten(text, 300)}: names more than {MAX_SHARDS:,} shards; give at most "
+                                   f"that many (a pattern such as train-{{000000..099999}}.tar)")
+            names = []
+            try:
+                for pattern in braceexpand.braceexpand(text):  # a generator: counted as it expands
+                    names += sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+                    if len(names) > MAX_SHARDS:
+                        raise DatasetError(f"{shorten(text, 300)}: names more than {MAX_SHARDS:,} shards (globs "
+                                           "expanded); give at most that many")
+            except ValueError as error:  # braceexpand's UnbalancedBracesError
+                raise DatasetError(f"{shorten(text, 300)}: not a shard pattern ({error})") from None
     if not names:
         raise DatasetError(f"{urls}: no WebDataset shards (.tar files) found")
-    missing = [n for n in names if "://" not in n and not Path(n).is_file()]
+    missing = [n for n in names if "://" not in n and not is_regular(n)]  # a FIFO or a device is no shard
     if missing:
         raise DatasetError(f"{missing[0]}: no such shard ({len(missing)} of {len(names)} shards missing)")
     return sorted(names)

@@ -8,7 +8,7 @@ a value of the wrong type is an error naming the file and the field instead of a
 |---|---|---|
 | title, artist, description, name | str or null | stripped str (empty / "None" -> None) |
 | key, genre, instrument | str (genre, instrument: also a list of str) or null | lower-case str; a key: its canonical name (``"A minor"``, ``cuecraft.audio.key.KEYS``) when it reads as one, a key with a comma (several keys) -> None, as AudioCraft |
-| bpm | number, numeric str or null | float > 0 |
+| bpm | number, numeric str or null | float in (0, 10000] |
 | moods, keywords | list of str, comma-separated str or null | lower-case ``"a, b"`` str (text conditioners read strings) |
 
 Every other field passes through unchanged (any JSON value).
@@ -24,7 +24,6 @@ True`` drops the item (it is never replaced by another one).
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -33,6 +32,8 @@ from typing import Any
 
 import torch
 
+from cuecraft._bounded import MAX_SIDECAR_BYTES, parse_json, read_regular
+from cuecraft._text import short_repr
 from cuecraft.audio.key import parse_key
 from cuecraft.errors import ConditioningInputError, DatasetError
 
@@ -43,6 +44,7 @@ KEYWORD_FIELDS = ("key", "genre", "instrument")
 LIST_FIELDS = ("moods", "keywords")
 MUSIC_FIELDS = STRING_FIELDS + KEYWORD_FIELDS + ("bpm",) + LIST_FIELDS
 REJECT = "__reject__"
+MAX_BPM = 10_000.0
 
 
 def sidecar_path(audio: str | os.PathLike[str]) -> Path:
@@ -51,19 +53,23 @@ def sidecar_path(audio: str | os.PathLike[str]) -> Path:
 
 
 def read_sidecar_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw JSON object of a sidecar file (not yet checked); DatasetError when it is not one."""
+    """The raw JSON object of a sidecar file (not yet checked); DatasetError when it is not one
+    (a FIFO, a device or a file over MAX_SIDECAR_BYTES is refused without waiting or reading it)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_regular(path, MAX_SIDECAR_BYTES)
+    except OSError as error:
         raise DatasetError(f"{os.fspath(path)}: cannot read the sidecar ({error})") from None
     return parse_sidecar_text(text, os.fspath(path))
 
 
 def parse_sidecar_text(text: str | bytes, source: str) -> dict[str, Any]:
-    """A sidecar's JSON text -> its raw object; DatasetError naming ``source`` otherwise."""
+    """A sidecar's JSON text -> its raw object; DatasetError naming ``source`` otherwise (nesting
+    deeper than MAX_JSON_DEPTH, text over MAX_SIDECAR_BYTES, integers past Python's digit limit)."""
+    if len(text) > MAX_SIDECAR_BYTES:
+        raise DatasetError(f"{source}: the sidecar holds {len(text):,} bytes; at most {MAX_SIDECAR_BYTES:,}")
     try:
-        value = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
+        value = parse_json(text)
+    except ValueError as error:
         raise DatasetError(f"{source}: the sidecar is not valid JSON ({error})") from None
     if not isinstance(value, dict):
         raise DatasetError(f"{source}: a sidecar must be a JSON object of fields; got {type(value).__name__}")
@@ -75,7 +81,7 @@ def _blank(value: Any) -> bool:
 
 
 def _field_error(source: str, name: str, value: Any, allowed: str) -> DatasetError:
-    return DatasetError(f"{source}: field '{name}' must be {allowed}; got {value!r}")
+    return DatasetError(f"{source}: field '{name}' must be {allowed}; got {short_repr(value)}")
 
 
 def _string(source: str, name: str, value: Any) -> str | None:
@@ -129,14 +135,16 @@ def _bpm(source: str, name: str, value: Any) -> float | None:
         return None
     number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
+        number = float(value) if abs(value) < 1e300 else float(MAX_BPM + 1)  # a 4,000-digit int is no tempo
+    elif isinstance(value, str) and len(value) <= 100:
         try:
             number = float(value.strip())
         except ValueError:
             number = None
     if number is None or not math.isfinite(number) or number <= 0:
         raise _field_error(source, name, value, "a positive number (beats per minute) or null")
+    if number > MAX_BPM:
+        raise _field_error(source, name, value, f"at most {MAX_BPM:g} beats per minute")
     return number
 
 

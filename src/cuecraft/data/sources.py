@@ -1,11 +1,13 @@
 """Where a dataset's files come from: a folder, or a ``.jsonl`` / ``.txt`` manifest.
 
 - A folder is searched recursively for the suffixes in ``cuecraft.audio.io.AUDIO_EXTENSIONS``
-  (case-insensitive; hidden files and folders, whose names start with ".", are left out).
+  (case-insensitive; hidden files and folders, whose names start with ".", are left out). A
+  subfolder that cannot be listed is reported as unusable, not skipped in silence.
 - A ``.txt`` manifest holds one audio path per line; a ``.jsonl`` manifest one JSON object per
   line with a ``"path"`` and any metadata fields (AudioCraft's manifests also carry ``duration``,
   ``sample_rate`` ... : those are read from the file itself and not taken as metadata). Relative
-  paths are taken from the manifest's folder. Empty lines are ignored. A malformed line is an
+  paths are taken from the manifest's folder. Empty lines are ignored. A malformed line (not JSON,
+  nested deeper than 64, a path holding a NUL byte) is an
   error naming the manifest and the line, whatever ``on_error`` says: the manifest defines the
   dataset, it is not an item.
 
@@ -15,12 +17,13 @@ with the sidecar of every file checked; what cannot be used is listed with its r
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cuecraft._bounded import is_folder, is_regular, parse_json, read_regular
+from cuecraft._text import shorten
 from cuecraft.audio.io import AUDIO_EXTENSIONS
 from cuecraft.data.index import IndexStats, open_index
 from cuecraft.data.sidecar import parse_music_info, sidecar_path
@@ -28,6 +31,7 @@ from cuecraft.errors import DatasetError
 
 # AudioCraft's AudioMeta fields in its manifests: facts about the file, not metadata.
 _MANIFEST_FILE_FIELDS = ("path", "duration", "sample_rate", "amplitude", "weight", "info_path")
+MAX_MANIFEST_BYTES = 1 * 2**30  # about 5 million AudioCraft lines
 
 
 @dataclass
@@ -58,25 +62,37 @@ class ScanResult:
     index: IndexStats
 
 
-def _listing(data: Path) -> tuple[Path, list[tuple[Path, dict[str, Any]]]]:
-    """(base folder for relpath, [(absolute path, manifest fields)])."""
-    if data.is_dir():
+def _walk(root: Path, problems: list[tuple[str, str]]) -> list[Path]:
+    """The audio files under ``root`` (hidden names left out); a folder that cannot be listed is
+    one line in ``problems``, not skipped in silence. Anything with an audio suffix that is not a
+    folder is listed (a FIFO or a device named x.wav is then refused by the index, with its reason)."""
+    def unlisted(error: OSError) -> None:
+        problems.append((os.fspath(error.filename or root),
+                         f"cannot list the folder ({error.strerror or error}); its files are left out"))
+
+    paths = []
+    for folder, folders, files in os.walk(root, onerror=unlisted):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        paths += [Path(folder) / name for name in files
+                  if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS]
+    return sorted(paths)
+
+
+def _listing(data: Path, problems: list[tuple[str, str]]) -> tuple[Path, list[tuple[Path, dict[str, Any]]]]:
+    """(base folder for relpath, [(absolute path, manifest fields)]); folders that cannot be listed go
+    into ``problems``."""
+    if is_folder(data):
         root = data.resolve()
-        paths = sorted(
-            p for p in root.rglob("*")
-            if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
-        return root, [(p, {}) for p in paths]
-    if not data.is_file():
-        raise DatasetError(f"{data}: no such folder or manifest file")
+        return root, [(p, {}) for p in _walk(root, problems)]
+    if not is_regular(data):
+        raise DatasetError(f"{shorten(os.fspath(data), 1000)}: no such folder or manifest file")
     if data.suffix not in (".txt", ".jsonl"):
         raise DatasetError(f"{data}: a dataset is a folder of audio, a .jsonl or .txt manifest, or WebDataset "
                            f".tar shards (open those with AudioDataset.from_shards); got a '{data.suffix}' file")
     base = data.resolve().parent
     rows = []
     try:
-        lines = data.read_text(encoding="utf-8").splitlines()
+        lines = read_regular(data, MAX_MANIFEST_BYTES).decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{data}: cannot read the manifest ({error})") from None
     for number, line in enumerate(lines, start=1):
@@ -85,7 +101,7 @@ def _listing(data: Path) -> tuple[Path, list[tuple[Path, dict[str, Any]]]]:
         fields: dict[str, Any] = {}
         if data.suffix == ".jsonl":
             try:
-                fields = json.loads(line)
+                fields = parse_json(line)
             except ValueError as error:
                 raise DatasetError(f"{data}:{number}: not a JSON object ({error})") from None
             if not isinstance(fields, dict) or not isinstance(fields.get("path"), str) or not fields["path"].strip():
@@ -94,6 +110,8 @@ def _listing(data: Path) -> tuple[Path, list[tuple[Path, dict[str, Any]]]]:
             fields = {k: v for k, v in fields.items() if k not in _MANIFEST_FILE_FIELDS}
         else:
             name = line.strip()
+        if "\0" in name:
+            raise DatasetError(f"{data}:{number}: the path holds a NUL byte; a manifest line names one file")
         path = Path(name)
         rows.append(((path if path.is_absolute() else base / path), fields))
     return base, rows
@@ -110,9 +128,10 @@ def scan(data: str | os.PathLike[str], *, read_sidecars: bool = True,
     """List, index and check the files of a folder or manifest. Never raises for a bad file: every
     unusable file is in ``problems`` with its reason (the caller applies ``on_error``)."""
     data = Path(data)
-    base, rows = _listing(data)
+    problems: list[tuple[str, str]] = []
+    base, rows = _listing(data, problems)
     entries, stats = open_index(data, [p for p, _ in rows], read_sidecars=read_sidecars, cache_dir=cache_dir)
-    files, problems = [], []
+    files = []
     for (path, fields), entry in zip(rows, entries):
         if entry.error is not None:
             problems.append((entry.path, entry.error))

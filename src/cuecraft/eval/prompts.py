@@ -22,6 +22,17 @@ Sidecars of ``cuecraft eval --audio`` take the same fields plus ``melody_path`` 
 recording, relative to the sidecar) and ``reference_beats`` (seconds). Unknown fields and wrong
 types are EvaluationInputErrors naming the file, the line and the field.
 
+Sidecars may also be AudioCraft's (``MusicInfo``) or cuecraft's corpus sidecars (``cuecraft corpus
+make``): their ``description`` is read as the prompt (where no ``prompt`` is given), ``duration`` as
+``seconds``, a ``bpm`` / ``key`` of "" as none and a numeric ``bpm`` string as the number; a corpus
+sidecar's chord list as the timed progression and its ``beats`` as ``reference_beats``. Their
+other fields (``AUDIOCRAFT_FIELDS``, ``CORPUS_FIELDS``: title, artist, genre, moods, keywords, ...)
+are not asked values and are ignored; the report lists them.
+
+Bounds: a clip is at most ``MAX_SECONDS`` long (scoring memory grows with the length, about 13 MB
+per second), bpm at most ``MAX_BPM``, at most ``MAX_REFERENCE_BEATS`` reference beats, each at
+most 30,000 s (mir_eval's limit), texts at most ``MAX_TEXT`` characters.
+
 The shipped set (``HELDOUT_PATH``, written by ``heldout_rows(HELDOUT_SEED)``): 100 rows, each made
 from a corpus piece whose (lead instrument, key, drums) is one of the corpus' held-out
 combinations (``cuecraft.data.corpus.split.heldout_combinations``: a model trained on the
@@ -42,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from cuecraft._bounded import is_regular, parse_json, read_regular
+from cuecraft._text import short_repr, shorten
 from cuecraft.errors import ConditioningInputError, EvaluationInputError
 
 HELDOUT_SEED = 14
@@ -49,6 +62,19 @@ HELDOUT_ROWS = 100
 HELDOUT_SECONDS = 8
 MELODY_EVERY = 3  # every third row carries a melody
 MAX_PER_COMBINATION = 3  # rows per held-out combination, so that the 100 rows spread over them
+MAX_SECONDS = 120.0  # a clip scored (asked, generated, read or rendered as the ceiling)
+MAX_BPM = 1000.0
+MAX_REFERENCE_BEATS = 100_000
+MAX_BEAT_TIME = 30_000.0  # seconds; mir_eval refuses beat times past this
+MAX_TEXT = 10_000  # characters of a prompt, a progression, a key, a path
+MAX_SEED = 2**63 - 1
+MAX_PROMPT_FILE_BYTES = 64 * 2**20
+# Fields of AudioCraft's sidecars (MusicInfo, AudioMeta) and of cuecraft's corpus sidecars that are
+# not asked values: accepted in --audio sidecars and ignored (the report lists them).
+AUDIOCRAFT_FIELDS = ("title", "artist", "genre", "moods", "keywords", "name", "sample_rate", "file_extension",
+                     "path", "info_path", "amplitude", "weight", "channels", "self_wav", "joint_embed")
+CORPUS_FIELDS = ("mode", "tonic", "beats_per_bar", "instruments", "chord_instrument", "bass", "split",
+                 "drum_pattern", "melody", "downbeats", "seed", "renderer", "corpus_version")
 CONTROLS = ("prompt", "bpm", "key", "instrument", "drums", "melody_seed", "chords", "time_signature",
             "downbeat_offset")
 DRUM_VALUES = ("on", "off")
@@ -102,7 +128,52 @@ _SIDECAR_ONLY = {"melody_path", "reference_beats"}
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (an int of 400 digits is a number, not an OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != "" and len(value) <= MAX_TEXT and "\0" not in value
+
+
+def sidecar_fields(data: Any, where: str) -> tuple[Any, list[str]]:
+    """An --audio sidecar's fields as ``parse_row`` reads them, and the names of the fields left out:
+    AudioCraft's and the corpus' fields read as asked values where they are ones (module
+    docstring), the rest of theirs ignored."""
+    if not isinstance(data, dict):
+        return data, []
+    values = dict(data)
+    if "description" in values:
+        description = values.pop("description")
+        if values.get("prompt") is None and isinstance(description, str) and description.strip():
+            values["prompt"] = description
+    if "duration" in values:
+        duration = values.pop("duration")
+        if values.get("seconds") is None:
+            values["seconds"] = duration
+    for name in ("bpm", "key"):
+        if isinstance(values.get(name), str) and values[name].strip() in ("", "None"):
+            values[name] = None  # AudioCraft writes "" for an unknown value
+    if isinstance(values.get("bpm"), str) and len(values["bpm"]) <= 32:
+        try:
+            values["bpm"] = float(values["bpm"])
+        except ValueError:
+            pass  # refused by parse_row, with the field named
+    chords = values.get("chords")
+    if isinstance(chords, list) and chords and all(isinstance(c, dict) for c in chords):  # a corpus sidecar's
+        try:
+            values["chords"] = " ".join(f"{c['symbol']}@{float(c['start']):g}" for c in chords)
+        except (KeyError, TypeError, ValueError):
+            raise EvaluationInputError(f"{where}: field 'chords': a list must hold objects with 'symbol' and "
+                                       "'start' (a corpus sidecar's chords)") from None
+    if "beats" in values:
+        beats = values.pop("beats")
+        if values.get("reference_beats") is None:
+            values["reference_beats"] = beats
+    ignored = sorted(k for k in values if k in AUDIOCRAFT_FIELDS or k in CORPUS_FIELDS)
+    return {k: v for k, v in values.items() if k not in ignored}, ignored
 
 
 def _int(value: Any) -> bool:
@@ -116,36 +187,42 @@ def parse_row(data: Any, where: str, *, sidecar: bool = False) -> PromptRow:
     allowed = _FIELDS if sidecar else _FIELDS - _SIDECAR_ONLY
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise EvaluationInputError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        extra = "; AudioCraft's and the corpus' fields in sidecars only" if not sidecar else ""
+        raise EvaluationInputError(f"{where}: unknown field {short_repr(unknown[0])}; allowed: "
+                                   f"{', '.join(sorted(allowed))}{extra}")
     values = dict(data)
     checks = {
-        "prompt": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
-        "bpm": (lambda v: _number(v) and v > 0, "a number of beats per minute > 0"),
-        "key": (lambda v: isinstance(v, str), "a string such as 'A minor'"),
-        "instrument": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+        "prompt": (_text, f"a non-empty string of at most {MAX_TEXT:,} characters"),
+        "bpm": (lambda v: _number(v) and 0 < v <= MAX_BPM, f"a number of beats per minute in (0, {MAX_BPM:g}]"),
+        "key": (lambda v: isinstance(v, str) and len(v) <= MAX_TEXT, "a string such as 'A minor'"),
+        "instrument": (_text, "a non-empty string"),
         "drums": (lambda v: v in DRUM_VALUES, "'on' or 'off'"),
-        "seconds": (lambda v: _number(v) and v > 0, "a number of seconds > 0"),
-        "melody_seed": (lambda v: _int(v) and v >= 0, "an int >= 0"),
-        "ceiling_seed": (lambda v: _int(v) and v >= 0, "an int >= 0"),
-        "melody_path": (lambda v: isinstance(v, str) and v != "", "a path string"),
-        "reference_beats": (lambda v: isinstance(v, list) and all(_number(t) and t >= 0 for t in v),
-                            "a list of times in seconds >= 0"),
-        "chords": (lambda v: isinstance(v, str) and v.strip() != "", "a progression such as 'Am F C G' or 'Am@0 F@2'"),
-        "time_signature": (lambda v: isinstance(v, str), "a metre such as '4/4', '3/4' or '6/8'"),
-        "downbeat_offset": (lambda v: _number(v) and v >= 0, "seconds >= 0"),
+        "seconds": (lambda v: _number(v) and 0 < v <= MAX_SECONDS,
+                    f"a number of seconds in (0, {MAX_SECONDS:g}] (the longest clip cuecraft eval scores)"),
+        "melody_seed": (lambda v: _int(v) and 0 <= v <= MAX_SEED, "an int >= 0 (at most 2**63 - 1)"),
+        "ceiling_seed": (lambda v: _int(v) and 0 <= v <= MAX_SEED, "an int >= 0 (at most 2**63 - 1)"),
+        "melody_path": (_text, "a path string"),
+        "reference_beats": (lambda v: isinstance(v, list) and len(v) <= MAX_REFERENCE_BEATS
+                            and all(_number(t) and 0 <= t <= MAX_BEAT_TIME for t in v),
+                            f"a list of at most {MAX_REFERENCE_BEATS:,} times in seconds, each in "
+                            f"[0, {MAX_BEAT_TIME:,.0f}] (mir_eval's limit)"),
+        "chords": (_text, "a progression such as 'Am F C G' or 'Am@0 F@2'"),
+        "time_signature": (lambda v: isinstance(v, str) and len(v) <= MAX_TEXT,
+                           "a metre such as '4/4', '3/4' or '6/8'"),
+        "downbeat_offset": (lambda v: _number(v) and 0 <= v <= MAX_SECONDS, f"seconds >= 0, at most {MAX_SECONDS:g}"),
     }
     for name, value in values.items():
         check, allowed_text = checks[name]
         if value is not None and not check(value):
-            raise EvaluationInputError(f"{where}: field {name!r} must be {allowed_text}; got {value!r}")
+            raise EvaluationInputError(f"{where}: field {name!r} must be {allowed_text}; got {short_repr(value)}")
     if values.get("key") is not None:
         from cuecraft.audio.key import parse_key
 
         try:
             values["key"] = parse_key(values["key"])
         except ConditioningInputError:
-            raise EvaluationInputError(f"{where}: field 'key': cannot read {values['key']!r} as a key; write e.g. "
-                               "'A minor', 'F# major', 'Bbm'") from None
+            raise EvaluationInputError(f"{where}: field 'key': cannot read {short_repr(values['key'])} as a key; "
+                                       "write e.g. 'A minor', 'F# major', 'Bbm'") from None
     _check_timing(values, where)
     if values.get("reference_beats") is not None:
         values["reference_beats"] = tuple(float(t) for t in values["reference_beats"])
@@ -179,20 +256,21 @@ def _check_timing(values: dict[str, Any], where: str) -> None:
 def load_prompts(path: str | Path | None = None) -> list[PromptRow]:
     """The rows of a prompt set (default: the shipped held-out set), every row checked."""
     path = heldout_path() if path is None else Path(path)
-    if not path.is_file():
-        raise EvaluationInputError(f"{path}: no such prompt file; give a .jsonl file of requests (see cuecraft eval --help)")
+    if not is_regular(path):
+        raise EvaluationInputError(f"{shorten(str(path), 300)}: no such prompt file; give a .jsonl file of requests "
+                                   "(see cuecraft eval --help)")
     rows = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_regular(path, MAX_PROMPT_FILE_BYTES).decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise EvaluationInputError(f"{path}: cannot read the prompt file ({error})") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise EvaluationInputError(f"{path} line {number}: not JSON ({error.msg})") from None
+            data = parse_json(line)
+        except ValueError as error:  # not JSON, nested too deep, an int past Python's digit limit
+            raise EvaluationInputError(f"{path} line {number}: not JSON ({error})") from None
         rows.append(parse_row(data, f"{path} line {number}"))
     if not rows:
         raise EvaluationInputError(f"{path}: holds no prompt rows")

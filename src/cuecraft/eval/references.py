@@ -75,7 +75,10 @@ def row_reference(row: PromptRow) -> Reference | None:
         from cuecraft.audio.io import load_audio
         from cuecraft.eval.rhythm import onset_times
 
-        wav, rate = load_audio(row.melody_path)
+        from cuecraft.eval.prompts import MAX_SECONDS
+
+        wav, rate = load_audio(row.melody_path, max_seconds=MAX_SECONDS,
+                               limit_hint=f"a reference melody is at most {MAX_SECONDS:g} s")
         mono = wav.mean(dim=0).numpy().astype(np.float32)
         return Reference(mono, rate, tuple(onset_times(mono, rate)), row.reference_beats)
     if row.melody_seed is not None:
@@ -127,4 +130,9 @@ def ceiling_audio(row: PromptRow) -> np.ndarray | None:
 def resolve_path(path: str, sidecar: Path) -> str:
     """``path`` as written in ``sidecar``: absolute, or relative to the sidecar's folder."""
     candidate = Path(path)
-    return str(candidate if candidate.is_absolute() else (sidecar.parent / candidate).resolve())
+    try:
+        return str(candidate if candidate.is_absolute() else (sidecar.parent / candidate).resolve())
+    except (OSError, RuntimeError, ValueError) as error:  # a link loop, a name the file system refuses
+        from cuecraft.errors import EvaluationInputError
+
+        raise EvaluationInputError(f"{sidecar}: field 'melody_path': cannot resolve it ({error})") from None

@@ -20,21 +20,23 @@ CLAP model directory, novelty (SIM_AA) reference audio; each metric is absent wi
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from cuecraft._bounded import MAX_SIDECAR_BYTES, is_folder, is_regular, parse_json, read_regular
+from cuecraft._text import shorten
 from cuecraft.errors import EvaluationInputError
-from cuecraft.eval.prompts import PromptRow, parse_row
+from cuecraft.eval.prompts import MAX_SECONDS, PromptRow, parse_row, sidecar_fields
 from cuecraft.eval.references import REFERENCE_RATE, ceiling_audio, resolve_path, row_reference
 from cuecraft.eval.score import add_instruments, aggregate, score_item
 
 SHUFFLE_SEED = 1234
+MAX_SAMPLES = 2**27  # audio scored at once, all clips (512 MiB of float32 mono; 2.3 h at 16 kHz)
 NOVELTY_THRESHOLD = 0.9  # cosine; SIM_AA@0.9
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -235,46 +237,81 @@ def evaluate_pipeline(pipe: Any, rows: Sequence[PromptRow], *, steps: int = 25, 
     return EvalResult(report, audio, rate, rows, generated=True)
 
 
-def read_audio_folder(folder: str | Path) -> tuple[list[Path], list[PromptRow]]:
-    """The WAVs of ``folder`` (sorted, not recursive) and their sidecar rows (NAME.json beside NAME.wav)."""
+class AudioFolder(NamedTuple):
+    """What ``read_audio_folder`` found: the WAVs, their sidecar rows, the sidecar fields ignored."""
+
+    wavs: list[Path]
+    rows: list[PromptRow]
+    ignored: list[str]  # AudioCraft's and the corpus' fields that are not asked values (cuecraft.eval.prompts)
+
+
+def read_audio_folder(folder: str | Path) -> AudioFolder:
+    """The WAVs of ``folder`` (sorted, not recursive) and their sidecar rows (NAME.json beside NAME.wav).
+
+    A sidecar is read only when it is a regular file of at most MAX_SIDECAR_BYTES (a FIFO or a link
+    to a device is refused, never waited on), as JSON nested at most 64 deep."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise EvaluationInputError(f"--audio {folder}: no such folder; give a folder of WAVs with JSON sidecars")
-    wavs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+    if not is_folder(folder):
+        raise EvaluationInputError(f"--audio {shorten(str(folder), 300)}: no such folder; give a folder of WAVs "
+                                   "with JSON sidecars")
+    wavs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and is_regular(p))
     if not wavs:
         raise EvaluationInputError(f"--audio {folder}: holds no .wav files")
-    rows = []
+    rows, ignored = [], set()
     for wav in wavs:
         sidecar = wav.with_suffix(".json")
-        if not sidecar.is_file():
+        if not sidecar.exists():
             raise EvaluationInputError(f"{wav}: no sidecar {sidecar.name} with the asked values beside it")
         try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            data = parse_json(read_regular(sidecar, MAX_SIDECAR_BYTES))
+        except (OSError, ValueError) as error:  # not a regular file, too large, not JSON, nested too deep
             raise EvaluationInputError(f"{sidecar}: not readable as JSON ({error})") from None
+        data, left_out = sidecar_fields(data, str(sidecar))
+        ignored.update(left_out)
         row = parse_row(data, str(sidecar), sidecar=True)
         if row.melody_path is not None:
             from dataclasses import replace
 
             row = replace(row, melody_path=resolve_path(row.melody_path, sidecar))
         rows.append(row)
-    return wavs, rows
+    return AudioFolder(wavs, rows, sorted(ignored))
+
+
+LIMIT_HINT = f"cuecraft eval scores clips of at most {MAX_SECONDS:g} s; cut longer audio into clips"
+
+
+def load_clips(paths: Sequence[Path], what: str) -> tuple[list[np.ndarray], int]:
+    """Mono float32 [T] clips of the audio files ``paths`` (one sample rate), in bounded memory:
+    every header is checked first (each file at most MAX_SECONDS, all of them at most MAX_SAMPLES
+    samples), then the files are decoded one at a time. ``what`` names the set in errors."""
+    from cuecraft.audio.io import audio_info, load_audio
+
+    total = 0
+    for path in paths:
+        frames, _, _ = audio_info(path, max_seconds=MAX_SECONDS, limit_hint=LIMIT_HINT)
+        total += frames
+        if total > MAX_SAMPLES:
+            raise EvaluationInputError(f"{what}: more than {MAX_SAMPLES:,} samples of audio in all (at {path.name}); "
+                                       "cuecraft eval scores at most that many at once: score the folder in parts")
+    clips, rates = [], set()
+    for path in paths:
+        wav, rate = load_audio(path, max_seconds=MAX_SECONDS, limit_hint=LIMIT_HINT)
+        clips.append(wav.mean(dim=0).numpy().astype(np.float32))  # only the mono clip is kept
+        rates.add(rate)
+    if len(rates) > 1:
+        raise EvaluationInputError(f"{what}: the WAVs have several sample rates ({sorted(rates)}); give one rate")
+    return clips, rates.pop() if rates else REFERENCE_RATE
 
 
 def evaluate_audio(folder: str | Path, *, ceiling: bool = True, pitch: bool = False, extras: Extras | None = None,
                    progress: Progress | None = None) -> EvalResult:
-    """Score the WAVs of ``folder`` against their sidecars (see ``read_audio_folder``); no floor."""
-    from cuecraft.audio.io import load_audio
+    """Score the WAVs of ``folder`` against their sidecars (see ``read_audio_folder``); no floor.
+    Every clip is at most MAX_SECONDS long and all of them at most MAX_SAMPLES samples (``load_clips``)."""
 
     extras = extras or Extras()
     start = time.perf_counter()
-    wavs, rows = read_audio_folder(folder)
-    loaded = [load_audio(path) for path in wavs]
-    rates = {rate for _, rate in loaded}
-    if len(rates) != 1:
-        raise EvaluationInputError(f"--audio {folder}: the WAVs have several sample rates ({sorted(rates)}); give one rate")
-    rate = rates.pop()
-    audio = [wav.mean(dim=0).numpy().astype(np.float32) for wav, _ in loaded]
+    wavs, rows, ignored = read_audio_folder(folder)
+    audio, rate = load_clips(wavs, f"--audio {folder}")
     references = [row_reference(row) for row in rows]
     items = _score_set(audio, rate, rows, extras, pitch=pitch, references=references, stage="score", progress=progress)
     for item, path in zip(items, wavs):
@@ -287,6 +324,7 @@ def evaluate_audio(folder: str | Path, *, ceiling: bool = True, pitch: bool = Fa
                                                    progress=progress)
     report["settings"] = {"mode": "audio", "folder": str(folder), "rows": len(rows), "sample_rate": rate,
                           "pitch_accuracy": pitch, "classifier": extras.classifier is not None,
-                          "clap_model": extras.clap_model, "ceiling_rows": ceiling_rows}
+                          "clap_model": extras.clap_model, "ceiling_rows": ceiling_rows,
+                          "ignored_sidecar_fields": ignored}
     report["wall_seconds"] = round(time.perf_counter() - start, 2)
     return EvalResult(report, audio, rate, rows, generated=False, files=[p.name for p in wavs])

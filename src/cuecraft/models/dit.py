@@ -98,6 +98,11 @@ class DiT(nn.Module):
         self.norm_out = nn.LayerNorm(dim, elementwise_affine=False, eps=config.norm_eps)
         self.modulation_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))  # (shift, scale)
         self.out = nn.Linear(dim, config.latent_dim * patch)
+        # Each token writes its patch alone, so nothing ties the last frame of one patch to the first
+        # of the next: a residual conv along time (zero-initialised, so it starts as the identity)
+        # lets the model smooth across patch edges, where x0 samples were measured roughest.
+        self.out_conv = None if not config.output_conv else nn.Conv1d(
+            config.latent_dim, config.latent_dim, config.output_conv, padding=config.output_conv // 2)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -114,9 +119,10 @@ class DiT(nn.Module):
         for block in self.blocks:
             nn.init.zeros_(block.modulation[1].weight)
             nn.init.zeros_(block.modulation[1].bias)
-        for layer in (self.modulation_out[1], self.out):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        for layer in (self.modulation_out[1], self.out, self.out_conv):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def parameter_count(self, *, trainable_only: bool = False) -> int:
         """Number of parameters (only those with ``requires_grad`` when ``trainable_only``)."""
@@ -181,7 +187,10 @@ class DiT(nn.Module):
         out = self.out(_modulate(self.norm_out(h[:, prepended:]), shift, scale))  # [B, N, D * p]
         # [B, N, D * p] -> [B, N, D, p] -> [B, D, N, p] -> [B, D, N * p], cropped to L
         out = out.unflatten(-1, (config.latent_dim, patch)).transpose(1, 2).flatten(2)[..., :length]
-        return out * x_mask.unsqueeze(1).to(out.dtype)
+        out = out * x_mask.unsqueeze(1).to(out.dtype)
+        if self.out_conv is not None:  # padded frames are zero on the way in and on the way out
+            out = (out + self.out_conv(out)) * x_mask.unsqueeze(1).to(out.dtype)
+        return out
 
     @staticmethod
     def _known_channels(x: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None

@@ -8,10 +8,12 @@ one ``ConfigError``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cuecraft._text import short_repr
 from cuecraft.errors import ConfigError
 
 POSITIONS = ("rotary", "sinusoidal")
@@ -21,6 +23,12 @@ ROLE_WIDTHS = {"cross": "cross_attention_dim", "global": "global_dim", "prepend"
 # Roles that add to the input sequence itself. The fuser can only apply them to an input, and the
 # DiT's conditions are fused once per batch without one, so the DiT cannot read them.
 INPUT_ROLES = ("sum", "input_interpolate")
+# Bounds checked before anything is allocated (a depth of 10^6 exhausts memory while building).
+MAX_WIDTH = 65_536  # dim, latent_dim, the condition widths, timestep_dim
+MAX_DEPTH = 1_024
+MAX_PATCH = 1_024  # frames per token
+MAX_MLP_RATIO = 64.0
+MAX_PARAMETERS = 2**31  # about 8 GiB of float32 weights (``parameter_estimate``)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class DiTConfig:
     timestep_dim: int = 256  # sinusoidal timestep features before the timestep MLP (even)
     timestep_scale: float = 1000.0  # t is multiplied by this before its features (1000 for t in [0, 1])
     qk_norm: bool = True  # RMS-normalise queries and keys per head
+    output_conv: int = 0  # kernel (odd, frames) of a residual conv along time after unpatchifying; 0: none
     norm_eps: float = 1e-6  # epsilon of every layer norm
     # Continuation and inpainting: D + 1 more input channels per frame, the known latent (zero where
     # unknown) and a 0/1 mask (1 = known frame); the output stays D channels (cuecraft.models.dit).
@@ -113,7 +122,21 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (a huge int is finite; NaN and infinities are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def parameter_estimate(values: Mapping[str, Any]) -> int:
+    """An upper estimate of a DiT's parameter count from its settings (checked ones), without building it."""
+    dim, depth, patch, latent = values["dim"], values["depth"], values["patch_size"], values["latent_dim"]
+    mlp = int(dim * values["mlp_ratio"])
+    cross, global_, prepend = (values.get(name) or 0 for name in ("cross_attention_dim", "global_dim", "prepend_dim"))
+    inputs = (2 * latent + 1 + values.get("input_concat_dim", 0)) * patch
+    per_block = 16 * dim * dim + 2 * dim * mlp + 2 * cross * dim + 16 * dim
+    outside = dim * (inputs + values.get("timestep_dim", 256) + global_ + prepend + 5 * dim + latent * patch) + 4 * dim
+    return depth * per_block + outside
 
 
 def _problems(values: Mapping[str, Any]) -> list[str]:
@@ -125,26 +148,32 @@ def _problems(values: Mapping[str, Any]) -> list[str]:
         if field not in values:
             return False
         if not ok(values[field]):
-            problems.append(f"{field}: expected {allowed}; got {values[field]!r}")
+            problems.append(f"{field}: expected {allowed}; got {short_repr(values[field])}")
             return False
         return True
 
-    positive = lambda v: _is_int(v) and v >= 1
-    number_above = lambda low: (lambda v: _is_number(v) and v > low)
-    for field in ("latent_dim", "patch_size", "depth"):
-        check(field, positive, "an integer >= 1")
-    shape_ok = all([check("dim", positive, "an integer >= 1"), check("heads", positive, "an integer >= 1")])
-    mlp_ok = check("mlp_ratio", number_above(0), "a number > 0")
+    positive = lambda v: _is_int(v) and 1 <= v <= MAX_WIDTH
+    number_in = lambda low, high: (lambda v: _is_number(v) and low < v <= high)
+    sizes_ok = [check("latent_dim", positive, f"an integer in [1, {MAX_WIDTH:,}]"),
+                check("patch_size", lambda v: _is_int(v) and 1 <= v <= MAX_PATCH, f"an integer in [1, {MAX_PATCH:,}]"),
+                check("depth", lambda v: _is_int(v) and 1 <= v <= MAX_DEPTH, f"an integer in [1, {MAX_DEPTH:,}]")]
+    shape_ok = all([check("dim", positive, f"an integer in [1, {MAX_WIDTH:,}]"),
+                    check("heads", positive, f"an integer in [1, {MAX_WIDTH:,}]")])
+    mlp_ok = check("mlp_ratio", number_in(0, MAX_MLP_RATIO), f"a number in (0, {MAX_MLP_RATIO:g}]")
     positions_ok = check("positions", lambda v: v in POSITIONS, f"one of {', '.join(POSITIONS)}")
-    check("rotary_base", number_above(1), "a number > 1")
+    check("rotary_base", number_in(1, 1e12), "a number in (1, 1e12]")
     for field in ("cross_attention_dim", "global_dim", "prepend_dim"):
-        check(field, lambda v: v is None or positive(v), "None or an integer >= 1")
-    check("input_concat_dim", lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: no input_concat)")
-    check("timestep_dim", lambda v: positive(v) and v % 2 == 0, "an even integer >= 2")
-    check("timestep_scale", number_above(0), "a number > 0")
+        sizes_ok.append(check(field, lambda v: v is None or positive(v), f"None or an integer in [1, {MAX_WIDTH:,}]"))
+    sizes_ok.append(check("input_concat_dim", lambda v: _is_int(v) and 0 <= v <= MAX_WIDTH,
+                          f"an integer in [0, {MAX_WIDTH:,}] (0: no input_concat)"))
+    sizes_ok.append(check("timestep_dim", lambda v: positive(v) and v % 2 == 0,
+                          f"an even integer in [2, {MAX_WIDTH:,}]"))
+    check("timestep_scale", number_in(0, 1e9), "a number in (0, 1e9]")
     check("qk_norm", lambda v: isinstance(v, bool), "true or false")
+    check("output_conv", lambda v: _is_int(v) and (v == 0 or (v % 2 == 1 and 1 <= v <= 31)),
+          "0 (none) or an odd kernel size in [1, 31]")
     check("inpaint", lambda v: isinstance(v, bool), "true or false")
-    check("norm_eps", number_above(0), "a number > 0")
+    check("norm_eps", number_in(0, 1), "a number in (0, 1]")
 
     if not shape_ok:
         return problems
@@ -157,4 +186,7 @@ def _problems(values: Mapping[str, Any]) -> list[str]:
         problems.append(f"dim: sinusoidal positions need an even width; got {dim}")
     if mlp_ok and int(dim * values["mlp_ratio"]) < 1:
         problems.append(f"mlp_ratio: dim {dim} * mlp_ratio {values['mlp_ratio']} leaves no MLP width")
+    elif mlp_ok and all(sizes_ok) and parameter_estimate(values) > MAX_PARAMETERS:
+        problems.append(f"depth: a DiT of depth {values['depth']} and width {dim} (mlp_ratio {values['mlp_ratio']:g}) "
+                        f"has about {parameter_estimate(values):,} parameters; at most {MAX_PARAMETERS:,}")
     return problems

@@ -32,6 +32,10 @@ returned, ranked by how well they follow the asked tempo and key (``adherence_sc
 Reproducibility: the same requests, settings and ``seed`` give the same audio; each request's
 starting noise is drawn from its own generator (seed, request index, candidate), so a request's
 audio does not depend on the batch it was sampled in.
+
+Windows. A model trained with ``backbone.inpaint`` also makes pieces longer than its training
+length, continues a recording and regenerates a region of one (``context=Recording...``,
+``overlap``), by windows that continue each other: ``cuecraft.pipelines.windows``.
 """
 
 from __future__ import annotations
@@ -46,13 +50,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from cuecraft.errors import ConditioningInputError, GenerationInputError
+from cuecraft._text import short_repr
+from cuecraft.errors import ConditioningInputError, GenerationError, GenerationInputError
 from cuecraft.guidance_groups import PROMPT_TYPES
 from cuecraft.pipelines.time_controls import TIME_FIELDS, TIME_KINDS, check_time_value, check_together, time_controls
 from cuecraft.pipelines.windows import check_windowed, inpaint_problems, is_windowed
 
 TEXT_TYPES = PROMPT_TYPES  # conditioner types read as the prompt
 TIMING = ("seconds_start", "seconds_total")  # stable-audio-tools' timing numbers: set, not asked
+# Bounds of a call's settings (issue 23: --candidates 10^9 built a 7 GB job list, --steps 2**63 a traceback).
+MAX_STEPS, MAX_CANDIDATES, MAX_BATCH, MAX_GUIDANCE = 1_000, 64, 1_024, 100.0
+MIN_SECONDS = 0.1  # a shorter clip has no frame to decode and nothing to measure
 Progress = Callable[[int, int], None]  # (sampler steps done, total)
 
 
@@ -256,6 +264,8 @@ class GenerationPipeline:
                 or not 0 < seconds <= self.max_seconds:
             problems.append(f"seconds: expected a number in (0, {self.max_seconds:g}] (the length this model was "
                             f"trained on); got {seconds!r}")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds < MIN_SECONDS:
+            problems.append(f"seconds: {seconds:g} is shorter than the shortest clip, {MIN_SECONDS:g} s")
         if not self.inpaint:
             problems += inpaint_problems(self, request)
         if request.melody is not None and not lacks("melody"):
@@ -325,20 +335,22 @@ class GenerationPipeline:
                  guidance_text: float | None = None) -> list[GenerationResult]:
         """Generate every request (see the module docstring); returns one result per request, in order."""
         problems = []
-        for name, value, low in (("steps", steps, 1), ("candidates", candidates, 1), ("batch_size", batch_size, 1),
-                                 ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                problems.append(f"{name}: expected an int >= {low}; got {value!r}")
+        for name, value, low, high in (("steps", steps, 1, MAX_STEPS), ("candidates", candidates, 1, MAX_CANDIDATES),
+                                       ("batch_size", batch_size, 1, MAX_BATCH), ("seed", seed, 0, 2**63 - 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                problems.append(f"{name}: expected an int >= {low}, at most {high:,}; got {short_repr(value)}")
         keep = candidates if keep is None else keep
         if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= max(1, candidates):
             problems.append(f"keep: expected an int in [1, candidates = {candidates}]; got {keep!r}")
         scale = self.stack.guidance_scale if guidance is None else guidance
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
-            problems.append(f"guidance: expected a number >= 0; got {guidance!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+                or not 0 <= scale <= MAX_GUIDANCE:
+            problems.append(f"guidance: expected a number >= 0, at most {MAX_GUIDANCE:g}; got {short_repr(guidance)}")
         group_scale = self.stack.guidance_group_scale if guidance_text is None else guidance_text
         if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float)) \
-                or not math.isfinite(group_scale) or group_scale < 0:
-            problems.append(f"guidance_text: expected a number >= 0 (0: off); got {guidance_text!r}")
+                or not math.isfinite(group_scale) or not 0 <= group_scale <= MAX_GUIDANCE:
+            problems.append(f"guidance_text: expected a number >= 0 (0: off), at most {MAX_GUIDANCE:g}; "
+                            f"got {short_repr(guidance_text)}")
         elif group_scale != 0 and not self.stack.guidance_group_conditions():
             problems.append(f"guidance_text: this model has no text conditions (conditioner types "
                             f"{', '.join(PROMPT_TYPES)}) and its config names no guidance.group; use guidance alone")
@@ -366,6 +378,10 @@ class GenerationPipeline:
         for i, (request, _) in enumerate(checked):
             length = round(request.seconds * self.sample_rate)
             clips = [audio[(i, c)][:length] for c in range(candidates)]
+            if not all(np.isfinite(clip).all() for clip in clips):  # not measured into a misleading error
+                raise GenerationError(f"request {i}: the sampled audio is not finite (NaN or infinity): the model's "
+                                      f"weights or the guidance ({float(scale):g}) diverged; lower the guidance or "
+                                      "check the model")
             found = [measure(clip, self.sample_rate) for clip in clips] if measured or candidates > 1 else \
                 [{} for _ in clips]
             scores = [adherence_score(request, m) for m in found]

@@ -155,12 +155,13 @@ class Canvas:
 
 
 def make_canvas(representation: Any, latent_dim: int, window: int, samples: int,
-                recording: LoadedRecording | None) -> Canvas:
+                recording: LoadedRecording | None, device: torch.device | str = "cpu") -> Canvas:
     """The canvas of a request: ``samples`` output samples, at least ``window`` frames.
 
     Plain generation: nothing known. Continue: the recording's frames known up to the last
     ``edge_frames`` (the output is the recording and ``samples - len(recording)`` more).
-    Inpaint: every frame known but those starting inside the region (at least one).
+    Inpaint: every frame known but those starting inside the region (at least one). The canvas is
+    on the CPU; ``device`` is the representation's, where the recording is encoded.
     """
     hop = representation.hop
     frames = max(representation.frames(samples), window)
@@ -170,7 +171,8 @@ def make_canvas(representation: Any, latent_dim: int, window: int, samples: int,
         return Canvas(latent, known, samples)
     wav = recording.wav
     with torch.no_grad():
-        encoded = representation.encode(wav.reshape(1, 1, -1).expand(1, representation.channels, -1))[0]
+        signal = wav.reshape(1, 1, -1).expand(1, representation.channels, -1).to(device)  # [1, C, T]
+        encoded = representation.encode(signal)[0]
     encoded = encoded.float().cpu()  # [D, M]
     if recording.mode == "continue":
         count = max(0, min(wav.shape[-1] // hop - edge_frames(representation), encoded.shape[-1]))

@@ -15,7 +15,7 @@ training-length window of F frames at a time:
    them at every step, and they come back exactly. Its conditions are the request's with the
    piece's clock moved to the window's start: ``seek_time`` (read by the time-aligned
    ``beats`` / ``chords`` conditions, so the beat grid and the chords run on across windows)
-   and the melody's waveform cut from there.
+   and the melody's waveform cut from there (its null once the melody has ended).
 4. The filled canvas is decoded once, as one sequence (no seam from decoding windows apart),
    and the output assembled (``recording.assemble``: the original audio outside what was
    regenerated, with short crossfades).
@@ -55,7 +55,7 @@ def inpaint_problems(pipe: Any, request: Any) -> list[str]:
                         "(backbone.inpaint false); use a model trained with backbone.inpaint true")
     if request.overlap is not None:
         problems.append("overlap: only for a model trained with backbone.inpaint true (windows that continue "
-                        "each other); this one generates one window of its training length")
+                        f"each other); this one generates one window of its training length ({pipe.max_seconds:g} s)")
     return problems
 
 
@@ -165,7 +165,7 @@ def sample_windows(pipe: Any, chunk: Sequence[tuple[int, int]], checked: Sequenc
         request = checked[i][0]
         if is_windowed(pipe, request):
             canvas = make_canvas(pipe.representation, pipe.dit.config.latent_dim, pipe.frames,
-                                 round(request.seconds * pipe.sample_rate), request.context)
+                                 round(request.seconds * pipe.sample_rate), request.context, pipe.device)
             plans[i] = (canvas, window_plan(pipe, request, canvas))
     passes = sum(len(plans[i][1]) if i in plans else 1 for i in groups) * steps
     ticks = _Ticks(callback, passes, steps)

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from typing import Any
 
 import torch
 
-from cuecraft._files import atomic_write, read_versioned_json
+from cuecraft._bounded import read_regular
+from cuecraft._files import _alive, atomic_write, read_versioned_json
 from cuecraft._optional import require
 from cuecraft.errors import CheckpointError
 
@@ -134,6 +136,7 @@ def save_checkpoint(run: str | os.PathLike[str], step: int, *, model: dict[str, 
     safetensors = require("safetensors.torch", extra="text", purpose="writing checkpoints")
     root = checkpoint_dir(run)
     root.mkdir(parents=True, exist_ok=True)
+    remove_orphans(root)
     final = root / step_name(step)
     temporary = root / f".{step_name(step)}.{os.getpid()}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
@@ -163,12 +166,31 @@ def save_checkpoint(run: str | os.PathLike[str], step: int, *, model: dict[str, 
     return final
 
 
+_ORPHAN = re.compile(r"^\.step_\d+\.(?P<pid>\d+)\.(tmp|old)$")
+
+
+def remove_orphans(root: Path) -> int:
+    """Remove the temporary checkpoint folders (``.step_N.PID.tmp`` / ``.old``) of writers that died
+    (a kill during a save); those of this process and of running ones are kept. Returns how many."""
+    removed = 0
+    for candidate in root.glob(".step_*"):
+        match = _ORPHAN.match(candidate.name)
+        if match is None or int(match["pid"]) == os.getpid() or _alive(int(match["pid"])):
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed += not candidate.exists()
+    return removed
+
+
 def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
     """The directory ``latest`` names, or None when the run has no checkpoint yet."""
     pointer = checkpoint_dir(run) / LATEST
-    if not pointer.is_file():
+    if not pointer.exists():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
+    try:  # a FIFO or a device planted as ``latest`` is refused, never waited on
+        name = read_regular(pointer, 4096).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{pointer}: cannot read the checkpoint pointer ({error})") from None
     path = checkpoint_dir(run) / name
     if not name.startswith("step_") or not path.is_dir():
         raise CheckpointError(f"{pointer}: names {name!r}, which is not a checkpoint directory in {path.parent}")

@@ -59,6 +59,10 @@ def start_distributed(device: str | torch.device | None = None) -> DistributedCo
     world = _env_int("WORLD_SIZE") or 1
     rank = _env_int("RANK") or 0
     local = _env_int("LOCAL_RANK") or 0
+    if device is not None and not (torch.cuda.is_available() and str(device).startswith("cuda")):
+        from cuecraft._device import check_device
+
+        check_device(device, what="device")
     wanted = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     if wanted.type == "cuda":

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cuecraft._files import atomic_write
+from cuecraft._bounded import parse_json, read_regular
+from cuecraft._files import MAX_VERSIONED_JSON_BYTES, atomic_write
 from cuecraft._optional import require
 from cuecraft.errors import CheckpointError
 
@@ -49,13 +50,16 @@ def read_export(directory: str | os.PathLike[str]) -> tuple[dict, dict[str, torc
     """(model.json, weights) of an exported model, checked; a CheckpointError names what is wrong."""
     safetensors = require("safetensors.torch", extra="text", purpose="loading models")
     path = Path(directory) / MODEL_FILE
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    try:  # a FIFO, a device or JSON nested thousands deep is refused, never waited on
+        info = parse_json(read_regular(path, MAX_VERSIONED_JSON_BYTES), max_depth=128)
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable exported model ({error}); expected the 'model' directory "
                               "of a cuecraft training run") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("version") != VERSION:
         raise CheckpointError(f"{path}: not a cuecraft model of version {VERSION}")
+    if not isinstance(info.get("config"), dict):  # a string would be opened as a path from the working directory
+        raise CheckpointError(f"{path}: its 'config' must be the model config (a JSON object); got "
+                              f"{type(info.get('config')).__name__}")
     try:
         weights = safetensors.load_file(str(Path(directory) / WEIGHTS_FILE))
     except Exception as error:

@@ -10,8 +10,8 @@
    seeded by (seed, step, item), so a resumed or distributed run draws exactly the same;
    frames = representation.encode(wav), the padding mask downsampled to frames; the model
    predicts the objective's target under autocast (with ``backbone.inpaint``, given each item's
-   known frames, ``cuecraft.train.inpaint``); masked MSE (over the frames not known); gradients
-   clipped; AdamW at the warm-up + cosine rate; EMA update.
+   known frames, ``cuecraft.train.inpaint``); masked MSE; gradients clipped; AdamW at the
+   warm-up + cosine rate; EMA update.
 4. Rank 0 writes: metrics JSONL every ``log_every`` steps, checkpoints every ``checkpoint_every``
    steps and when SIGINT / SIGTERM arrives (handlers installed for the call only), demos every
    ``demo_every`` steps, and at the end the exported EMA model (``runs/NAME/model``).
@@ -39,7 +39,7 @@ from cuecraft.config.model import (ModelConfig, build_model, inpaint_options, pa
                                    training_problems)
 from cuecraft.data.collate import AudioCollate
 from cuecraft.data.segments import stable_seed
-from cuecraft.errors import CheckpointError, ConfigError, DatasetError
+from cuecraft.errors import CheckpointError, ConfigError, DatasetError, TrainingError
 from cuecraft.train import checkpoint as ckpt
 from cuecraft.train.data import BatchPlan, StepBatches, epoch_loader, frame_mask
 from cuecraft.train.distributed import all_reduce_mean, any_rank, barrier, start_distributed, stop_distributed
@@ -260,14 +260,14 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
                         with sync:
                             with chosen.autocast():
                                 prediction = forward(x_t, t, batch.tokens, mask, known)
-                            scored = mask if known is None else mask & ~known[1]  # the frames to generate
-                            loss = objective.loss(prediction.float(), target, scored, t) / len(micro)
+                            loss = objective.loss(prediction.float(), target, mask, t) / len(micro)
                             (scaler.scale(loss) if scaler is not None else loss).backward()
                         total += loss.detach()
                     if scaler is not None:
                         scaler.unscale_(optimizer)
                     norm = torch.nn.utils.clip_grad_norm_(parameters, training.grad_clip if training.grad_clip > 0
                                                           else float("inf"))
+                    _check_finite(total, norm, scaler is not None, step + 1, context, training)
                     if scaler is not None:
                         scaler.step(optimizer)
                         scaler.update()
@@ -358,10 +358,28 @@ def _progress(progress: bool | None, context: Any, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
+def _check_finite(total: torch.Tensor, norm: torch.Tensor, scaled: bool, step: int, context: Any,
+                  training: Any) -> None:
+    """TrainingError, before the optimizer step, when this step's loss (on any rank) or, without a
+    gradient scaler (which skips such steps itself), its gradient norm is not finite: a diverged
+    run stops with nothing exported instead of writing a model of NaN weights."""
+    bad_loss = any_rank(not bool(torch.isfinite(total).all()), context)
+    if bad_loss or (not scaled and not bool(torch.isfinite(norm).all())):
+        what = f"loss is {float(total):g}" if bad_loss else f"gradient norm is {float(norm):g}"
+        raise TrainingError(f"step {step}: the training {what}; the model diverged and the run stops with nothing "
+                            f"exported (the checkpoints written before this step are kept). Start again with a "
+                            f"lower training.lr (now {training.lr:g}) or training.grad_clip > 0 "
+                            f"(now {training.grad_clip:g})")
+
+
 def _export(out: Path, step: int, config: ModelConfig, module: DiffusionModule, ema: EMA, representation: Any) -> Path:
     from cuecraft.train.export import export_model
 
     averaged = ema.state_dict()
+    broken = next((name for name, tensor in averaged.items()
+                   if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+    if broken is not None:
+        raise TrainingError(f"step {step}: the averaged weight {broken} is not finite; nothing is exported")
     if config.training.lora is not None:
         return export_model(out / "model", config_data=config.data, step=step, weights=averaged,
                             representation=representation, lora_dit=module.dit,
@@ -383,7 +401,8 @@ def _quality(out: Path, step: int, stack: Any, module: DiffusionModule, ema: EMA
     module.eval()
     try:
         with ema.applied(module):
-            latents = sample_latents(stack, module.dit, objective, [{}] * training.quality_samples,
+            null = {key: None for route in stack.provider.routes for key in route.keys}  # every condition's null
+            latents = sample_latents(stack, module.dit, objective, [null] * training.quality_samples,
                                      frames=data.shape[-1], steps=25, seed=training.seed, device=data.device,
                                      guidance_scale=1.0)
     finally:

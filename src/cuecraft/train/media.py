@@ -63,6 +63,14 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def write_spectrogram(path: str | Path, frames: np.ndarray, *, title: str = "") -> str:
     """frames [D, L] (e.g. normalised log-mel, low bands first) -> a PNG at ``path``; returns the backend."""
+    data = spectrogram_png(frames, title=title)
+    with atomic_write(path) as handle:
+        handle.write(data)
+    return png_backend()
+
+
+def spectrogram_png(frames: np.ndarray, *, title: str = "") -> bytes:
+    """frames [D, L] (e.g. normalised log-mel, low bands first) -> the bytes of a PNG picture of them."""
     frames = np.asarray(frames, dtype=np.float64)
     backend = png_backend()
     if backend == "matplotlib":
@@ -87,6 +95,4 @@ def write_spectrogram(path: str | Path, frames: np.ndarray, *, title: str = "") 
         scale = max(1, 256 // max(1, image.shape[0]))  # at least ~256 pixels high
         image = image.repeat(scale, axis=0).repeat(2, axis=1)
         data = encode_png(image)
-    with atomic_write(path) as handle:
-        handle.write(data)
-    return backend
+    return data

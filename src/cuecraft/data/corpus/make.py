@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from cuecraft._bounded import MAX_SIDECAR_BYTES, is_regular, parse_json, read_regular
 from cuecraft._files import atomic_write
 from cuecraft._optional import require
 from cuecraft.data.corpus.compose import SECONDS_RANGE, sample_piece
@@ -27,7 +28,7 @@ from cuecraft.data.corpus.split import split_of
 from cuecraft.errors import ConfigError, DatasetError
 
 CORPUS_VERSION = 2  # 2: "drums" is "on"/"off" (a list label), "split" names the part
-MAX_ITEMS = 10_000_000
+MAX_ITEMS = 1_000_000  # the manifest rows are kept in memory (about 1 KB each)
 SYNTH_RENDERER = "cuecraft-synth"
 _SETTINGS = ("corpus_version", "seed", "seconds", "sample_rate", "renderer")  # must agree to resume
 
@@ -123,12 +124,23 @@ def _check(items, seconds, seed, sample_rate, soundfont, workers) -> None:
         raise ConfigError(problems)
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object the corpus wrote; OSError / ValueError for anything else (a FIFO or a device
+    planted in --out is refused, never waited on)."""
+    value = parse_json(read_regular(path, MAX_SIDECAR_BYTES * 16))
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object; got {type(value).__name__}")
+    return value
+
+
 def _is_complete(out: Path, name: str, expected: dict) -> bool:
     try:
-        meta = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
-        if any(meta.get(k) != v for k, v in expected.items()):
+        meta = _read_json(out / f"{name}.json")
+        if any(meta.get(k) != v for k, v in expected.items()) or any(k not in meta for k in _MANIFEST_FIELDS):
             return False
         soundfile = require("soundfile", extra="audio", purpose="writing the corpus WAVs")
+        if not is_regular(out / f"{name}.wav"):
+            return False
         info = soundfile.info(str(out / f"{name}.wav"))
         return info.frames == round(expected["duration"] * expected["sample_rate"]) and info.channels == 1
     except (OSError, ValueError, RuntimeError):
@@ -152,9 +164,11 @@ def _make_item(out: str, index: int, seed: int, seconds: float, sample_rate: int
     return index, _manifest_row(name, meta), spec.seconds, cpu
 
 
+_MANIFEST_FIELDS = ("duration", "sample_rate", "key", "bpm", "description", "instrument", "drums", "split")
+
+
 def _manifest_row(name: str, meta: dict) -> dict:
-    fields = ("duration", "sample_rate", "key", "bpm", "description", "instrument", "drums", "split")
-    return {"path": f"{name}.wav", **{k: meta[k] for k in fields}}
+    return {"path": f"{name}.wav", **{k: meta[k] for k in _MANIFEST_FIELDS}}
 
 
 def _settings(seed, seconds, sample_rate, soundfont) -> dict:
@@ -167,7 +181,9 @@ def _check_existing(out: Path, settings: dict) -> None:
     if not path.exists():
         return
     try:
-        existing = json.loads(path.read_text(encoding="utf-8"))["settings"]
+        existing = _read_json(path)["settings"]
+        if not isinstance(existing, dict):
+            raise TypeError(f"settings is {type(existing).__name__}")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path}: not a cuecraft corpus file ({error}); remove it or choose another --out") from None
     for field in _SETTINGS:
@@ -198,7 +214,7 @@ def make_corpus(out_dir: str | os.PathLike[str], *, items: int, seconds: float, 
                     "renderer": settings["renderer"], "corpus_version": CORPUS_VERSION}
         name = item_name(index)
         if _is_complete(out, name, expected):
-            rows[index] = _manifest_row(name, json.loads((out / f"{name}.json").read_text(encoding="utf-8")))
+            rows[index] = _manifest_row(name, _read_json(out / f"{name}.json"))
         else:
             todo.append(index)
     audio = cpu = 0.0

@@ -33,7 +33,7 @@ class GriffinLimOptions:
     def __post_init__(self) -> None:
         problems = check_int("griffin_lim.n_iter", self.n_iter, minimum=1, maximum=10000)
         problems += check_int("griffin_lim.nnls_iter", self.nnls_iter, minimum=0, maximum=10000)
-        problems += check_int("griffin_lim.seed", self.seed, minimum=0)
+        problems += check_int("griffin_lim.seed", self.seed, minimum=0, maximum=2**63 - 1)
         if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) \
                 or not 0.0 <= self.momentum < 1.0:
             problems.append(f"griffin_lim.momentum: must be a number in [0, 1); got {self.momentum!r}")

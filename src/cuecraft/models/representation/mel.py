@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 
+from cuecraft._text import short_repr
 from cuecraft.audio._checks import check_int
 from cuecraft.errors import ConfigError, WeightsError
 from cuecraft.models.representation.base import (
@@ -29,6 +30,9 @@ from cuecraft.models.representation.vocoder import Vocoder, VocoderOptions
 
 LOG_FLOOR = 1e-5  # mel magnitudes below this are clamped before the log (about -100 dB)
 STD_FLOOR = 0.1  # log units: a band that never changes (always silent) is not blown up by normalising
+# Bounds of the integer options, checked before the filterbank and window are allocated.
+MEL_BOUNDS = {"sample_rate": (1_000, 768_000), "channels": (1, 64), "n_fft": (2, 65_536), "hop": (1, 32_768),
+              "n_mels": (1, 2_048)}
 
 
 @dataclass(frozen=True)
@@ -49,17 +53,22 @@ class MelOptions:
         if isinstance(self.griffin_lim, dict):  # from JSON
             object.__setattr__(self, "griffin_lim", GriffinLimOptions(**self.griffin_lim))
         problems = []
-        for name in ("sample_rate", "channels", "n_fft", "hop", "n_mels"):
-            problems += check_int(f"mel.{name}", getattr(self, name), minimum=1)
+        for name, (low, high) in MEL_BOUNDS.items():
+            problems += check_int(f"mel.{name}", getattr(self, name), minimum=low, maximum=high)
         if problems:
             raise ConfigError(problems)
         if self.n_fft < 2 * self.hop:
             problems.append(f"mel.n_fft: must be at least 2 * hop ({2 * self.hop}) for an invertible STFT; "
                             f"got {self.n_fft}")
         f_max = self.top
-        if not (isinstance(self.f_min, (int, float)) and 0 <= self.f_min < f_max <= self.sample_rate / 2):
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (self.f_min, f_max))
+        if not (numbers and 0 <= self.f_min < f_max <= self.sample_rate / 2):
             problems.append(f"mel.f_min / f_max: need 0 <= f_min < f_max <= sample_rate / 2 "
-                            f"({self.sample_rate / 2:g}); got f_min {self.f_min!r}, f_max {self.f_max!r}")
+                            f"({self.sample_rate / 2:g}); got f_min {short_repr(self.f_min)}, "
+                            f"f_max {short_repr(self.f_max)}")
+        if not isinstance(self.griffin_lim, GriffinLimOptions):
+            problems.append(f"mel.griffin_lim: expected a mapping of Griffin-Lim options; got "
+                            f"{type(self.griffin_lim).__name__}")
         if self.stats not in ("band", "global"):
             problems.append(f"mel.stats: must be 'band' or 'global'; got {self.stats!r}")
         if problems:
