@@ -58,8 +58,9 @@ def build_model(layers: int, seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     decoder = MusicgenForCausalLM(MusicgenDecoderConfig(**{**DECODER_SMALL, "num_hidden_layers": layers}))
-    model = MusicgenForConditionalGeneration(text_encoder=T5EncoderModel(T5Config(**T5_BASE)),
-                                             audio_encoder=EncodecModel(EncodecConfig(**ENCODEC_32KHZ)), decoder=decoder)
+    codec = EncodecModel(EncodecConfig(**ENCODEC_32KHZ))
+    model = MusicgenForConditionalGeneration(text_encoder=T5EncoderModel(T5Config(**T5_BASE)), audio_encoder=codec,
+                                             decoder=decoder)
     for part in (model.decoder, model.text_encoder):  # what from_pretrained chooses
         part.set_attn_implementation("sdpa")
     model.generation_config.pad_token_id = model.generation_config.decoder_start_token_id = 2048

@@ -182,3 +182,21 @@ def test_melody_is_read_by_cuecraft_chroma_with_audiocraft_settings(melody_model
         ("reflect", True, True, "silence")
     assert chroma.proj_out is pipe.model.audio_enc_to_dec_proj
     assert pipe.conditioning.provider.conditioners["prompt"].proj_out is pipe.model.enc_to_dec_proj
+
+
+def test_every_bad_argument_is_reported_at_once(melody_model):
+    from cuecraft.errors import GenerationInputError
+
+    pipe = melody_model[0]
+    melody = WavCondition(melody_wave(0.6), SAMPLE_RATE)
+    with pytest.raises(GenerationInputError) as caught:
+        pipe(["a", "b"], negative_prompt=["x"], melody=[melody, melody, None], seconds=float("nan"), guidance=-1,
+             guidance_text=2.0, two_step_cfg="yes", top_k=2.5, top_p=1.5, temperature=-0.1, candidates=0,
+             generator="seed", progress=3)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "negative_prompt", "melody", "seconds", "guidance", "guidance_text", "two_step_cfg", "top_k", "top_p",
+        "temperature", "candidates", "generator", "progress"]
+    with pytest.raises(GenerationInputError, match="give a melody for every prompt"):
+        pipe("a", guidance_text=2.0, seconds=0.1)
+    with pytest.raises(GenerationInputError, match="a batch continues clips of one length"):
+        pipe(["a", "b"], audio_prompt=[WavCondition(melody_wave(0.2), SAMPLE_RATE), None], seconds=0.1)

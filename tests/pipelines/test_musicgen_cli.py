@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from cuecraft.cli import main
-from tests.pipelines.musicgen_models import CODEBOOKS, HOP, SAMPLE_RATE, melody_wave, save, tiny_musicgen, tiny_musicgen_melody
+from tests.pipelines.musicgen_models import (CODEBOOKS, HOP, SAMPLE_RATE, melody_wave, save, tiny_musicgen,
+                                             tiny_musicgen_melody)
 
 pytest.importorskip("transformers")
 soundfile = pytest.importorskip("soundfile")
@@ -54,13 +55,19 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_greedy_waveform_is_transformers_and_a_png_is_written(models, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["musicgen", "melody"])
+def test_greedy_waveform_is_transformers_and_a_png_is_written(models, melody_file, tmp_path, capsys, kind):
+    from cuecraft.attributes import WavCondition
+    from cuecraft.audio.io import load_audio
+
     out = tmp_path / "take.wav"
-    code, stdout, stderr = run(capsys, "warm piano ballad", "--model", models["musicgen"], "--top-k", "1",
+    melody = ["--melody", melody_file] if kind == "melody" else []
+    code, stdout, stderr = run(capsys, "warm piano ballad", "--model", models[kind], *melody, "--top-k", "1",
                                "--seconds", 0.4, "--out", out)
     assert code == 0, stderr
     written, rate = soundfile.read(out, dtype="float32")
-    expected = transformers_audio(models["musicgen"], "warm piano ballad", 20, do_sample=False, guidance_scale=3.0)
+    expected = transformers_audio(models[kind], "warm piano ballad", 20, do_sample=False, guidance_scale=3.0,
+                                  melody=WavCondition(*load_audio(melody_file)) if melody else None)
     assert rate == SAMPLE_RATE and written.shape == (20 * HOP,)
     np.testing.assert_allclose(written, np.clip(expected[0], -1, 1), atol=PCM)
     assert np.abs(written).max() > 0.01

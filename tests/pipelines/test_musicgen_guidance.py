@@ -88,7 +88,8 @@ def test_group_branch_drops_the_text_and_keeps_the_melody(stub_pipe):
 
 
 @pytest.mark.parametrize("scale, group_scale, branches", [
-    (1.0, 0.0, ("conditional",)), (3.0, 0.0, ("conditional", "unconditional")), (0.5, 0.0, ("conditional", "unconditional")),
+    (1.0, 0.0, ("conditional",)), (3.0, 0.0, ("conditional", "unconditional")),
+    (0.5, 0.0, ("conditional", "unconditional")),
     (3.0, 2.0, ("conditional", "group", "unconditional")), (1.0, 2.0, ("conditional", "group")),
 ])
 def test_only_the_branches_with_weight_are_computed(scale, group_scale, branches):

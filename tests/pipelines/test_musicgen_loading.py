@@ -100,7 +100,8 @@ def folders(tmp_path_factory):
     for kind, build in (("musicgen", tiny_musicgen), ("melody", tiny_musicgen_melody)):
         model, tokenizer = build(seed=1)
         (root / kind).mkdir()
-        out[kind] = save(root / kind / "transformers", model, tokenizer), audiocraft_folder(root / kind, model, tokenizer)
+        out[kind] = (save(root / kind / "transformers", model, tokenizer),
+                     audiocraft_folder(root / kind, model, tokenizer))
     return out
 
 
@@ -173,7 +174,8 @@ def test_incomplete_transformers_folders_are_refused_naming_what_is_missing(fold
         f"MusicGen model: {broken} is incomplete: no weights (none of model.safetensors, "
         "model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json); no tokenizer file "
         "(none of tokenizer.json, spiece.model, vocab.json, vocab.txt, sentencepiece.bpe.model, tokenizer.model)")
-    (broken / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors"}}))
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors"}}
+    (broken / "model.safetensors.index.json").write_text(json.dumps(index))
     shutil.copy(folders["musicgen"][0] / "tokenizer.json", broken)
     with pytest.raises(PretrainedModelNotFoundError, match=r"no model-00001-of-00002.safetensors \(listed in "):
         read_folder(broken)

@@ -51,12 +51,15 @@ def test_page_generates_in_a_browser(browser, served, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(served)
-    wait = WebDriverWait(browser, 40)
+    # Every wait polls the page's own state and returns as soon as it holds; the long limit only
+    # matters on a loaded machine (one run in two failed at 40 s there), never a fixed sleep.
+    wait = WebDriverWait(browser, 300, poll_frequency=0.2)
     prompt = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
     assert browser.title == "cuecraft"
     assert [tab.text for tab in browser.find_elements(By.CSS_SELECTOR, "[role=tab]")] == ["Generate", "Conditions"]
     prompt.send_keys("warm organ chords")
-    browser.find_element(By.CSS_SELECTOR, "button#generate").click()
+    wait.until(lambda _: prompt.get_attribute("value") == "warm organ chords")  # typed before the click
+    wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "button#generate"))).click()
 
     # the player gets the served WAV, and the measured table and the asked line appear
     link = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#audio-0 a[download][href$='.wav']")))

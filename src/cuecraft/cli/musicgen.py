@@ -152,27 +152,29 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                           help="a clip to continue: encoded by EnCodec, its tokens start the output")
     musicgen.add_argument("--negative", metavar="TEXT",
                           help="negative prompt: the text of the unconditional branch of guidance")
-    musicgen.add_argument("--seconds", type=float, default=10.0,
+    musicgen.add_argument("--seconds", type=float, default=10.0, metavar="S",
                           help="length in seconds, exact (with --continue: the seconds added; default 10)")
     musicgen.add_argument("--guidance", type=float, default=3.0, metavar="G",
                           help="classifier-free guidance of all conditions, AudioCraft's cfg_coef (1: off; default 3)")
     musicgen.add_argument("--guidance-text", type=float, default=0.0, metavar="G2",
                           help="double CFG: the text's guidance on top of --guidance, against the melody, in the "
-                               "same batched pass (MusicGen-melody with --melody; AudioCraft's cfg_coef_beta B is "
-                               "G * (B - 1); default 0: off)")
+                               "same batched pass (MusicGen-melody with --melody; G2 = G * (B - 1) for AudioCraft's "
+                               "cfg_coef_beta B; default 0: off)")
     musicgen.add_argument("--two-step-cfg", action="store_true",
                           help="run the guidance branches as separate passes, each with its own padding "
                                "(AudioCraft's two_step_cfg); default: one batched pass")
-    musicgen.add_argument("--top-k", type=int, default=250, help="sample from the K most likely tokens (0: all; "
-                                                                  "1: greedy; default 250)")
-    musicgen.add_argument("--top-p", type=float, default=0.0,
+    musicgen.add_argument("--top-k", type=int, default=250, metavar="K",
+                          help="sample from the K most likely tokens (0: all; 1: greedy; default 250)")
+    musicgen.add_argument("--top-p", type=float, default=0.0, metavar="P",
                           help="sample from the most likely tokens up to probability P, after top-k (0: off; "
                                "default 0)")
-    musicgen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy; default 1)")
+    musicgen.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                          help="sampling temperature (0: greedy; default 1)")
     musicgen.add_argument("--candidates", type=int, default=1, metavar="N", help="clips generated (default 1)")
-    musicgen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    musicgen.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     musicgen.add_argument("--device", help="cpu or cuda (default cpu)")
-    musicgen.add_argument("--json", action="store_true", help="print what was asked, the settings and the files as JSON")
+    musicgen.add_argument("--json", action="store_true",
+                          help="print what was asked, the settings and the files as JSON")
     musicgen.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     musicgen.set_defaults(run=run_musicgen)
 

@@ -49,6 +49,9 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "vocab.json", "vocab.txt", "sentencepiece.bpe.model",
                    "tokenizer.model")
+# Tokenizers of bytes or characters: no vocabulary file by design; a folder whose tokenizer_config.json
+# or config.json names one of them needs no file of TOKENIZER_FILES.
+VOCABULARY_FREE_TOKENIZERS = ("ByT5Tokenizer", "CanineTokenizer")
 # Errors a from_pretrained raises for a file it refuses or cannot parse (a pickle with code in it
 # is refused by weights_only loading as an UnpicklingError).
 LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError, RuntimeError)
@@ -71,7 +74,7 @@ def check_model_folder(path: Path, what: str, *, tokenizer: bool) -> None:
         return any((path / name).is_file() for name in names)
 
     if tokenizer:
-        if not has(TOKENIZER_FILES):
+        if not has(TOKENIZER_FILES) and not _vocabulary_free(path):
             raise PretrainedModelNotFoundError(
                 f"{what}: the directory {path} does not hold a complete model: no tokenizer file (none of "
                 f"{', '.join(TOKENIZER_FILES)}); "
@@ -83,6 +86,21 @@ def check_model_folder(path: Path, what: str, *, tokenizer: bool) -> None:
     if missing:
         raise PretrainedModelNotFoundError(f"{what}: the directory {path} does not hold a complete model: "
                                            f"no {' and no '.join(missing)}")
+
+
+def _vocabulary_free(path: Path) -> bool:
+    """Whether the folder's tokenizer_config.json or config.json names a tokenizer without a
+    vocabulary file (VOCABULARY_FREE_TOKENIZERS, such as ByT5's, which reads UTF-8 bytes)."""
+    from cuecraft._bounded import parse_json, read_regular
+
+    for name in ("tokenizer_config.json", "config.json"):
+        try:
+            data = parse_json(read_regular(path / name, 1 << 20))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("tokenizer_class") in VOCABULARY_FREE_TOKENIZERS:
+            return True
+    return False
 
 
 _DOWNLOADS: contextvars.ContextVar[bool] = contextvars.ContextVar("cuecraft_allow_download", default=False)

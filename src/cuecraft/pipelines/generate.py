@@ -64,6 +64,14 @@ MIN_SECONDS = 0.1  # a shorter clip has no frame to decode and nothing to measur
 Progress = Callable[[int, int], None]  # (sampler steps done, total)
 
 
+def _finite(value: Any) -> bool:
+    """A finite real number: a float, or an int below 10^300 (``math.isfinite`` of a 400-digit int is
+    an OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class Control:
     """One thing a user can ask of a model: its name, kind and allowed values."""
@@ -260,7 +268,7 @@ class GenerationPipeline:
         overlap = context = None
         if self.inpaint:  # longer than the window, continue, inpaint: cuecraft.pipelines.windows
             seconds, overlap, context = check_windowed(self, request, problems)
-        elif isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+        elif not _finite(seconds) \
                 or not 0 < seconds <= self.max_seconds:
             problems.append(f"seconds: expected a number in (0, {self.max_seconds:g}] (the length this model was "
                             f"trained on); got {seconds!r}")
@@ -295,7 +303,7 @@ class GenerationPipeline:
             return check_time_value(control, value, problems)
         if control.kind == "number":
             low, high = control.range or (-math.inf, math.inf)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            if not _finite(value) \
                     or not low <= value <= high:
                 problems.append(f"{name}: expected a number in [{low:g}, {high:g}] (the range this model knows); "
                                 f"got {value!r}")
@@ -338,19 +346,23 @@ class GenerationPipeline:
         for name, value, low, high in (("steps", steps, 1, MAX_STEPS), ("candidates", candidates, 1, MAX_CANDIDATES),
                                        ("batch_size", batch_size, 1, MAX_BATCH), ("seed", seed, 0, 2**63 - 1)):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                problems.append(f"{name}: expected an int >= {low}, at most {high:,}; got {short_repr(value)}")
+                bound = f", at most {high:,}" if isinstance(value, int) and value > high else ""
+                problems.append(f"{name}: expected an int >= {low}{bound}; got {short_repr(value)}")
         keep = candidates if keep is None else keep
-        if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= max(1, candidates):
-            problems.append(f"keep: expected an int in [1, candidates = {candidates}]; got {keep!r}")
+        most = candidates if isinstance(candidates, int) and 1 <= candidates <= MAX_CANDIDATES else 1
+        if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= most:
+            problems.append(f"keep: expected an int in [1, candidates = {short_repr(candidates)}]; "
+                            f"got {short_repr(keep)}")
         scale = self.stack.guidance_scale if guidance is None else guidance
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
-                or not 0 <= scale <= MAX_GUIDANCE:
-            problems.append(f"guidance: expected a number >= 0, at most {MAX_GUIDANCE:g}; got {short_repr(guidance)}")
+        if not _finite(scale) or not 0 <= scale <= MAX_GUIDANCE:
+            bound = f", at most {MAX_GUIDANCE:g}" if isinstance(scale, (int, float)) and not scale <= MAX_GUIDANCE \
+                else ""
+            problems.append(f"guidance: expected a number >= 0{bound}; got {short_repr(guidance)}")
         group_scale = self.stack.guidance_group_scale if guidance_text is None else guidance_text
-        if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float)) \
-                or not math.isfinite(group_scale) or not 0 <= group_scale <= MAX_GUIDANCE:
-            problems.append(f"guidance_text: expected a number >= 0 (0: off), at most {MAX_GUIDANCE:g}; "
-                            f"got {short_repr(guidance_text)}")
+        if not _finite(group_scale) or not 0 <= group_scale <= MAX_GUIDANCE:
+            bound = f", at most {MAX_GUIDANCE:g}" if isinstance(group_scale, (int, float)) \
+                and not group_scale <= MAX_GUIDANCE else ""
+            problems.append(f"guidance_text: expected a number >= 0 (0: off){bound}; got {short_repr(guidance_text)}")
         elif group_scale != 0 and not self.stack.guidance_group_conditions():
             problems.append(f"guidance_text: this model has no text conditions (conditioner types "
                             f"{', '.join(PROMPT_TYPES)}) and its config names no guidance.group; use guidance alone")

@@ -235,9 +235,13 @@ def _musicldm_tab(gr: Any, pipeline: Any, name: str) -> None:
                  api_name="musicldm")
 
 
+MAX_UPLOAD_BYTES = 64 * 2**20  # an uploaded melody recording; gradio refuses (413) and does not keep a larger one
+
+
 def launch(app: Any, *, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,
            quiet: bool = False) -> Any:
-    """Serve ``app`` on ``host:port``, offline: no share link, no telemetry, no version check.
+    """Serve ``app`` on ``host:port``, offline: no share link, no telemetry, no version check, uploads
+    of at most MAX_UPLOAD_BYTES.
 
     gradio's launch-time telemetry and version check read ``GRADIO_ANALYTICS_ENABLED`` (not the
     Blocks' own setting), so it is set to ``False`` here, when serving starts.
@@ -245,4 +249,4 @@ def launch(app: Any, *, host: str = "127.0.0.1", port: int = 7860, prevent_threa
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     return app.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True,
                       prevent_thread_lock=prevent_thread_lock, quiet=quiet, footer_links=["api", "settings"],
-                      mcp_server=False, ssr_mode=False)
+                      mcp_server=False, ssr_mode=False, max_file_size=MAX_UPLOAD_BYTES)

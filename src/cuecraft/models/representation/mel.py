@@ -33,6 +33,7 @@ STD_FLOOR = 0.1  # log units: a band that never changes (always silent) is not b
 # Bounds of the integer options, checked before the filterbank and window are allocated.
 MEL_BOUNDS = {"sample_rate": (1_000, 768_000), "channels": (1, 64), "n_fft": (2, 65_536), "hop": (1, 32_768),
               "n_mels": (1, 2_048)}
+MAX_FILTERBANK = 2**24  # n_mels x (n_fft // 2 + 1) values of the mel filterbank (64 MiB of float32)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class MelOptions:
             problems += check_int(f"mel.{name}", getattr(self, name), minimum=low, maximum=high)
         if problems:
             raise ConfigError(problems)
+        if self.n_mels * (self.n_fft // 2 + 1) > MAX_FILTERBANK:
+            problems.append(f"mel.n_mels: {self.n_mels} bands x {self.n_fft // 2 + 1} frequency bins (n_fft "
+                            f"{self.n_fft}) is more than {MAX_FILTERBANK:,} filterbank values")
         if self.n_fft < 2 * self.hop:
             problems.append(f"mel.n_fft: must be at least 2 * hop ({2 * self.hop}) for an invertible STFT; "
                             f"got {self.n_fft}")

@@ -101,7 +101,8 @@ def read_audiocraft(path: Path) -> MusicGenFolder:
         try:
             cfg = yaml.safe_load(cfg)
         except yaml.YAMLError as error:
-            raise PretrainedModelNotFoundError(f"MusicGen model: {path / FILES[0]}: xp.cfg is not YAML ({error})") from None
+            raise PretrainedModelNotFoundError(f"MusicGen model: {path / FILES[0]}: xp.cfg is not YAML "
+                                               f"({error})") from None
     if not isinstance(state, dict) or not isinstance(cfg, dict):
         raise PretrainedModelNotFoundError(f"MusicGen model: {path / FILES[0]} is not an exported AudioCraft LM "
                                            "(a dict with best_state and xp.cfg)")
@@ -157,7 +158,8 @@ def _check_lm(cfg: dict[str, Any], lm: dict[str, Any]) -> list[str]:
             problems.append(f"transformer_lm.{key}: expected a positive int; got {lm.get(key)!r}")
     for key, value in LM_REQUIRED.items():
         if lm[key] != value:
-            problems.append(f"transformer_lm.{key}: {lm[key]!r} is not supported (transformers' MusicGen has {value!r})")
+            problems.append(f"transformer_lm.{key}: {lm[key]!r} is not supported (transformers' MusicGen has "
+                            f"{value!r})")
     pattern = _section(cfg, "codebooks_pattern") or {}
     delays = _section(pattern, "delay", "delays")
     n_q = lm.get("n_q")
@@ -189,11 +191,14 @@ def _chroma(cfg: dict[str, Any], conditioners: dict[str, Any], problems: list[st
                           radix2_exp=int(radix2_exp), chroma_length=1 + round(duration * sample_rate) // hop)
 
 
-def transformers_state(state: dict[str, torch.Tensor], dim: int) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]], list[str]]:
+Weights = dict[str, torch.Tensor]
+
+
+def transformers_state(state: Weights, dim: int) -> tuple[Weights, dict[str, Weights], list[str]]:
     """AudioCraft's LM weights -> (the decoder's ``MusicgenForCausalLM`` state dict, the
     projections ``{enc_to_dec_proj | audio_enc_to_dec_proj: state}``, keys that map to nothing)."""
-    decoder: dict[str, torch.Tensor] = {}
-    projections: dict[str, dict[str, torch.Tensor]] = {}
+    decoder: Weights = {}
+    projections: dict[str, Weights] = {}
     unexpected = []
     for key, value in state.items():
         if match := re.fullmatch(r"emb\.(\d+)\.weight", key):

@@ -54,7 +54,8 @@ def _int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int)
 
 
-def _per_prompt(name: str, value: Any, batch: int | None, kind: type, what: str, problems: list[str]) -> list[Any] | None:
+def _per_prompt(name: str, value: Any, batch: int | None, kind: type, what: str,
+                problems: list[str]) -> list[Any] | None:
     """``value`` as one entry per prompt (a single value is used for all), or None with a problem."""
     if value is None:
         return None
@@ -65,7 +66,8 @@ def _per_prompt(name: str, value: Any, batch: int | None, kind: type, what: str,
                         f"got {_describe(value)}")
         return None
     if batch is not None and len(value) != batch:
-        problems.append(f"{name}: {len(value)} given for {batch} prompt{'s' * (batch != 1)}; give one per prompt, or one for all")
+        problems.append(f"{name}: {len(value)} given for {batch} prompt{'s' * (batch != 1)}; give one per prompt, "
+                        "or one for all")
         return None
     return list(value)
 

@@ -115,9 +115,10 @@ class MusicGenConditioning:
         conditioners: dict[str, Any] = {"prompt": text_conditioner(
             model.text_encoder, tokenizer, width, getattr(model, "enc_to_dec_proj", None), spec.max_text_tokens)}
         if spec.chroma is not None:
-            conditioners["melody"] = melody_conditioner(spec.chroma, width, getattr(model, "audio_enc_to_dec_proj", None),
-                                                        melody_stems, melody_stems_model)
-            routing = {"prepend": ["melody", "prompt"]}  # transformers' and AudioCraft's order: melody first
+            projection = getattr(model, "audio_enc_to_dec_proj", None)
+            conditioners["melody"] = melody_conditioner(spec.chroma, width, projection, melody_stems,
+                                                        melody_stems_model)
+            routing = {"prepend": ["melody", "prompt"]}  # the peers' order: the melody first
         else:
             routing = {"cross": ["prompt"]}
         self.provider = ConditionProvider(conditioners)
@@ -130,7 +131,8 @@ class MusicGenConditioning:
         return [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
 
     def branches(self, prompts: Sequence[str | None], melodies: Sequence[WavCondition | None],
-                 negatives: Sequence[str | None] | None, names: Sequence[str]) -> dict[str, list[ConditioningAttributes]]:
+                 negatives: Sequence[str | None] | None,
+                 names: Sequence[str]) -> dict[str, list[ConditioningAttributes]]:
         """Attributes of each branch in ``names`` (conditional, group, unconditional), B items each.
         The unconditional branch holds the negative prompts where given (every other condition null)."""
         metadata = [{"prompt": p, **({"melody": m} if self.spec.melody else {})} for p, m in zip(prompts, melodies)]

@@ -82,7 +82,8 @@ class MusicGenFolder:
 def resolve(source: Any) -> Path:
     """The folder of ``source``: a local directory, or a hub name in the Hugging Face cache."""
     if not isinstance(source, (str, Path)) or not str(source):
-        raise PretrainedModelNotFoundError(f"MusicGen model: expected a directory or a hub name; got {short_repr(source)}")
+        raise PretrainedModelNotFoundError(f"MusicGen model: expected a directory or a hub name; "
+                                           f"got {short_repr(source)}")
     path = Path(source).expanduser()
     try:
         if path.is_dir():
@@ -163,7 +164,8 @@ def _read_transformers(path: Path) -> MusicGenFolder:
     transformers = require("transformers", extra="text", purpose="MusicGen")
     try:
         config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True,
+                                                               trust_remote_code=False)
     except LOAD_ERRORS as error:
         raise PretrainedModelNotFoundError(f"MusicGen model: {path} cannot be read ({type(error).__name__}: "
                                            f"{short_repr(str(error), 300)[1:-1]})") from None

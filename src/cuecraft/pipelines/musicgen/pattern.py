@@ -43,7 +43,8 @@ class DelayPattern:
         """L = F + K: the start step, F frames and K - 1 steps of delay."""
         return self.frames + self.num_codebooks
 
-    def build(self, sequences: int, prompt: torch.Tensor | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    def build(self, sequences: int, prompt: torch.Tensor | None = None,
+              device: torch.device | str = "cpu") -> torch.Tensor:
         """The step grid long [M, K, L]: start tokens where the pattern masks, ``prompt``
         codes [M, K, P] at their delayed steps, UNKNOWN (-1) where tokens are to be generated."""
         grid = torch.full((sequences, self.num_codebooks, self.steps), UNKNOWN, dtype=torch.long, device=device)

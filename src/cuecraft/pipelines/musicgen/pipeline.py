@@ -159,7 +159,7 @@ class MusicGenPipeline:
         # 3. The audio prompt's codes [B * N, K, P] and the frames to generate
         clips = _each(audio_prompt, batch)
         prompt_codes, scales, prompt_samples = None, None, 0
-        if clips is not None:
+        if clips is not None and any(c is not None for c in clips):  # one per prompt (checked)
             prompt_codes, scales, prompt_samples = self.encode_audio(clips)
             prompt_codes = prompt_codes.repeat_interleave(count, dim=0)
         samples = prompt_samples + round(options.seconds * self.sample_rate)
