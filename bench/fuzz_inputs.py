@@ -22,14 +22,15 @@ instead (nested 100,000 deep, not UTF-8, past the size bound, a FIFO, a link to 
 
 Outcomes as bench/fuzz.py counts them (valid / typed / untyped / over-time / memory, under an
 address-space limit of the process's size + 2 GiB); over-time is more than 1 s (10 s for generate
-and train), interrupted at 10 s (60 s). Prints a table, writes JSON to bench/results/fuzz_inputs.json.
+and train), interrupted at 10 s (60 s for generate, 600 s for train); a trained config whose export
+holds a non-finite weight is counted apart (``non-finite export``). Prints a table, writes JSON to
+bench/results/fuzz_inputs.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import json
 import os
 import random
@@ -224,9 +225,15 @@ def train_valid(indices: list[int], tiny: dict, corpus: Path, work: Path, result
     for i in indices:
         rng = random.Random(f"{seed}:model config:{i}")
         config = json.loads(dump(fuzz.mutate(tiny, rng)))
+        training = config.get("training")
+        if isinstance(training, dict) and isinstance(training.get("warmup_steps"), int) \
+                and training["warmup_steps"] > 2:  # tiny.json warms up for 10 steps: more than the 2 run here
+            training["warmup_steps"] = 0
         run = work / "runs" / str(i)
-        kind, seconds, result = outcome(lambda: train(config, corpus, run, max_steps=2, log=lambda m: None),  # noqa: B023
-                                        600.0)
+        two_steps = lambda: train(config, corpus, run, max_steps=2, log=lambda m: None)  # noqa: B023, E731
+        kind, seconds, result = outcome(two_steps, 600.0)
+        if kind == "over-time" and seconds <= 10.0:  # two training steps take a second or so: over-time is > 10 s
+            kind = "ok"
         fuzz._example(f"train #{i}", kind, result)
         if kind == "ok":
             weights = load_file(str(run / "model" / "model.safetensors"))
@@ -235,8 +242,9 @@ def train_valid(indices: list[int], tiny: dict, corpus: Path, work: Path, result
         counts["valid" if kind == "ok" else kind] += 1
         slowest = max(slowest, seconds)
     results["train --max-steps 2"] = {"cases": len(indices), **dict(counts), "slowest_s": slowest}
+    fuzz.log(f"train --max-steps 2: {counts['non-finite export']} of {len(indices)} exported a non-finite weight")
     return ["train --max-steps 2", len(indices), counts["valid"], counts["typed"], counts["untyped"],
-            counts["over-time"], counts["memory"] + counts["non-finite export"], slowest]
+            counts["over-time"], counts["memory"], slowest]
 
 
 if __name__ == "__main__":

@@ -121,3 +121,12 @@ def test_unknown_fields_stay_errors_and_cli_errors_are_one_line(tmp_path, capsys
     assert err.startswith("cuecraft eval: error: ") and "unknown field 'tempo_guess'" in err
     assert len(err.splitlines()) == 1
     assert issubclass(EvaluationInputError, CuecraftError)
+
+
+def test_the_cli_bound_on_seconds_is_the_library_one(tmp_path, capsys):
+    from cuecraft.cli.eval import MAX_SECONDS as cli_bound
+    from cuecraft.eval.prompts import MAX_SECONDS
+
+    assert cli_bound == MAX_SECONDS
+    assert main(["eval", "--model", "builtin", "--seconds", "1e9", "--out", str(tmp_path / "o")]) == 2
+    assert "--seconds must be in (0, 120]" in capsys.readouterr().err

@@ -219,3 +219,16 @@ def test_a_journal_whose_rename_fails_does_not_break_later_runs(tmp_path):
     assert not any(name.endswith(".wavset") for name in os.listdir(tmp_path))  # the journal is gone
     write_wavs(tmp_path / "next.wav", [np.zeros(64, np.float32)] * 2, 16000)  # and later sets are written
     assert {"next_0.wav", "next_1.wav"} <= set(os.listdir(tmp_path))
+
+
+def test_a_melody_longer_than_the_bound_is_refused_from_its_header(tmp_path):
+    import soundfile
+
+    from cuecraft.errors import AudioReadError
+    from cuecraft.pipelines.generate import _melody_waveform
+
+    soundfile.write(tmp_path / "hour.wav", np.zeros(3600 * 1000, np.float32), 1000, subtype="PCM_16")
+    with pytest.raises(AudioReadError, match=r"the limit is 600.0 s \(a melody recording is at most 600 s\)"):
+        _melody_waveform(tmp_path / "hour.wav")
+    with pytest.raises(GenerationInputError, match=r"expected a rate in \[1,000, 768,000\] Hz"):
+        _melody_waveform((np.zeros(100, np.float32), 10**12))

@@ -98,7 +98,7 @@ def add_model_train_options(commands: argparse._SubParsersAction) -> None:
                          "runs/NAME), or run an action (vocoder). The model config holds conditioning, "
                          "representation, backbone, objective and training blocks (see configs/tiny.json). "
                          "Checkpoints go to OUT/checkpoints (atomically, every training.checkpoint_every steps and "
-                         "on SIGINT/SIGTERM); --resume continues the newest to the same result as an "
+                         "on SIGINT/SIGTERM, after which the command exits with status 130); --resume continues the newest to the same result as an "
                          "uninterrupted run; the EMA model is exported to OUT/model; metrics to "
                          "OUT/metrics.jsonl, demos to OUT/demos. Under torchrun --nproc_per_node K (and "
                          "--nnodes/--rdzv-endpoint) it trains with DDP; rank 0 writes.")

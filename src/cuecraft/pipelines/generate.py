@@ -61,6 +61,7 @@ TIMING = ("seconds_start", "seconds_total")  # stable-audio-tools' timing number
 # Bounds of a call's settings (issue 23: --candidates 10^9 built a 7 GB job list, --steps 2**63 a traceback).
 MAX_STEPS, MAX_CANDIDATES, MAX_BATCH, MAX_GUIDANCE = 1_000, 64, 1_024, 100.0
 MIN_SECONDS = 0.1  # a shorter clip has no frame to decode and nothing to measure
+MAX_MELODY_SECONDS = 600.0  # a melody recording (file or waveform), checked before it is decoded
 Progress = Callable[[int, int], None]  # (sampler steps done, total)
 
 
@@ -454,10 +455,11 @@ def _not_a_request(index: int, value: Any) -> GenerationRequest:
 
 def _melody_waveform(melody: Any) -> tuple[torch.Tensor, int]:
     """(waveform [C, T], rate) of a melody given as a path or a (waveform, rate) pair."""
-    from cuecraft.audio.io import load_audio
+    from cuecraft.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, load_audio
 
     if isinstance(melody, (str, os.PathLike)):
-        return load_audio(melody)
+        return load_audio(melody, max_seconds=MAX_MELODY_SECONDS,
+                          limit_hint=f"a melody recording is at most {MAX_MELODY_SECONDS:g} s")
     if isinstance(melody, tuple) and len(melody) == 2:
         wav, rate = melody
         tensor = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not isinstance(wav, torch.Tensor) else wav)
@@ -466,7 +468,10 @@ def _melody_waveform(melody: Any) -> tuple[torch.Tensor, int]:
         if tensor.ndim != 2 or tensor.shape[-1] == 0:
             raise GenerationInputError(f"expected a waveform [T] or [C, T]; got shape {tuple(tensor.shape)}")
         if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
-            raise GenerationInputError(f"expected a positive int sample rate; got {rate!r}")
+            raise GenerationInputError(f"expected a positive int sample rate; got {short_repr(rate)}")
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE or tensor.shape[-1] > MAX_MELODY_SECONDS * rate:
+            raise GenerationInputError(f"expected a rate in [{MIN_SAMPLE_RATE:,}, {MAX_SAMPLE_RATE:,}] Hz and at most "
+                                       f"{MAX_MELODY_SECONDS:g} s; got {tensor.shape[-1]:,} samples at {rate:,} Hz")
         if not torch.isfinite(tensor).all():
             raise GenerationInputError("the waveform has NaN or infinite samples")
         return tensor.float(), rate
