@@ -240,10 +240,13 @@ def _crossfade(out: torch.Tensor, original: torch.Tensor, decoded: torch.Tensor,
 def check_seconds(value: Any, name: str, low: float, high: float, problems: list[str], *,
                   inclusive: bool = True) -> float | None:
     """``value`` as a float in (low, high] (``inclusive``) or (low, high), else a problem line."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > low \
-        and (value <= high if inclusive else value < high)
+    # a 400-digit int is not finite here (math.isfinite of it is an OverflowError)
+    finite = not isinstance(value, bool) and isinstance(value, (int, float)) and (
+        abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value))
+    ok = finite and value > low and (value <= high if inclusive else value < high)
     if not ok:
         bracket = "]" if inclusive else ")"
-        problems.append(f"{name}: expected a number of seconds in ({low:g}, {high:g}{bracket}; got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        problems.append(f"{name}: expected a number of seconds in ({low:g}, {high:g}{bracket}; got {shown}")
         return None
     return float(value)
