@@ -24,6 +24,13 @@ def test_quality_lines_are_written_every_quality_every_steps(tmp_path):
         assert line["roughness_ratio"] == pytest.approx(line["roughness"] / line["data_roughness"])
         assert line["roughness_ratio"] > 2 and 0.5 < line["std_ratio"] < 2
     assert any(m.startswith("samples at step 4: roughness x") for m in messages)
+    # a line written after the last checkpoint (a crash) is dropped on resume, not kept twice
+    with open(tmp_path / "run" / "quality.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({**lines[-1], "step": 5}) + "\n")
+    with one_thread():
+        train(config, corpus, tmp_path / "run", max_steps=6, resume=True, log=quiet)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "quality.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
 
 
 def test_quality_settings_are_checked():

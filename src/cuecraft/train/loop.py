@@ -98,9 +98,10 @@ def item_noise(batch: Any, seed: int, step: int, shape: tuple[int, int], sampler
     return torch.cat(ts), torch.stack(noises)
 
 
-def _metrics_file(out: Path, resume_step: int | None) -> Path:
-    """The metrics JSONL, cut back to the lines of steps <= ``resume_step`` when resuming."""
-    path = out / "metrics.jsonl"
+def _metrics_file(out: Path, resume_step: int | None, name: str = "metrics.jsonl") -> Path:
+    """A per-step JSONL of the run (``metrics.jsonl``, ``quality.jsonl``), cut back to the lines of
+    steps <= ``resume_step`` when resuming, removed when starting afresh."""
+    path = out / name
     if resume_step is not None and path.exists():
         kept = []
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -200,6 +201,8 @@ def train(config: ModelConfig | str | os.PathLike[str] | Mapping[str, Any], data
             # so the extra graph traversal is not needed (tests/train/test_ddp.py checks it).
         forward = torch.compile(runner) if training.compile else runner
         metrics_path = _metrics_file(out, step if resumed else None) if context.is_main else None
+        if context.is_main:
+            _metrics_file(out, step if resumed else None, "quality.jsonl")
         map_style = not isinstance(dataset, torch.utils.data.IterableDataset)
         steps_per_epoch = StepBatches.steps_per_epoch(len(dataset), training.batch_size) if map_style else None
         position = (resumed.state.get("data", {}) if resumed else {}) if not map_style else {}
