@@ -47,7 +47,7 @@ def ensure_env() -> None:
 def main(argv: list[str]) -> int:
     benches = sorted(p.relative_to(ROOT) for p in (ROOT / "bench").glob("[!_]*.py"))
     jobs = {
-        "demo": [[PYTHON, "-m", "cuecraft", "generate", "--out", "generated.wav"]],
+        "demo": [[PYTHON, "-m", "cuecraft", "generate", "--measure", "--out", "generated.wav"]],
         "test": [[PYTHON, "-m", "pytest", "-q"]],
         "bench": [[PYTHON, bench] for bench in benches],
     }

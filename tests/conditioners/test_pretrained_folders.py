@@ -24,3 +24,24 @@ def test_a_folder_with_neither_a_vocabulary_nor_a_byte_tokenizer_is_still_incomp
     (tmp_path / "t" / "tokenizer_config.json").write_text("[" * 100_000)  # unreadable: not a byte tokenizer
     with pytest.raises(PretrainedModelNotFoundError, match="no tokenizer file"):
         check_model_folder(tmp_path / "t", "t5", tokenizer=True)
+
+
+def test_loading_turns_progress_bars_off_for_the_load_only(tmp_path):
+    from transformers.utils import logging as transformers_logging
+
+    from cuecraft.conditioners.pretrained import load_pretrained
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    seen = []
+
+    def load(source, **kwargs):
+        seen.append(transformers_logging.is_progress_bar_enabled())
+        return "model"
+
+    for enabled in (True, False):
+        (transformers_logging.enable_progress_bar if enabled else transformers_logging.disable_progress_bar)()
+        assert load_pretrained(load, str(tmp_path), what="encoder") == "model"
+        assert transformers_logging.is_progress_bar_enabled() is enabled  # the caller's state, restored
+    transformers_logging.enable_progress_bar()
+    assert seen == [False, False]

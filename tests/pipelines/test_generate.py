@@ -175,3 +175,37 @@ def test_cli_errors_are_one_line_and_write_nothing(model_dir, tmp_path, capsys):
     assert "instrument: unknown value 'kazoo'" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "not a readable exported model" in capsys.readouterr().err
+
+
+def test_cli_measures_tempo_and_key_only_when_asked(model_dir, tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(generate_module, "measure", lambda wav, rate: calls.append(rate) or {"tempo": 99.0,
+                                                                                              "key": "C major"})
+    args = ["generate", "a tune", "--model", str(model_dir), "--seconds", "0.5", "--steps", "2", "--no-progress",
+            "--out", str(tmp_path / "clip.wav")]
+    assert main(args) == 0
+    assert calls == [] and "measured" not in capsys.readouterr().out  # librosa's tracker is not paid by default
+    assert main([*args, "--measure"]) == 0
+    assert calls == [16000] and "measured tempo 99.0 bpm, key C major" in capsys.readouterr().out
+
+
+def test_cli_prints_no_progress_bar_of_model_loading(model_dir, tmp_path, capfd):
+    from transformers.utils import logging as transformers_logging
+
+    assert main(["generate", "a tune", "--model", str(model_dir), "--seconds", "0.5", "--steps", "1",
+                 "--no-progress", "--out", str(tmp_path / "clip.wav")]) == 0
+    assert capfd.readouterr().err == ""  # no "Loading weights" bar
+    assert transformers_logging.is_progress_bar_enabled()  # and the user's setting is left as it was
+
+
+def test_generate_command_imports_nothing_it_does_not_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, cuecraft.cli, cuecraft.cli.generate, cuecraft.pipelines.generate, cuecraft.pipelines.wav, "
+            "cuecraft.train.media; print(sorted(m for m in ('transformers', 'librosa', 'numba', 'matplotlib', "
+            "'scipy.signal', 'diffusers') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+    code = ("import sys, cuecraft; cuecraft.load_builtin(); print(sorted(m for m in ('transformers', 'librosa', "
+            "'numba') if m in sys.modules))")  # the shipped MiniLM is read without transformers
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"

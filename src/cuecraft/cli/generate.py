@@ -19,10 +19,8 @@ def _progress(stream):
 
 def load_pipeline(model: str, device: str | None = None):
     """The pipeline of ``--model``: ``builtin`` or an exported model directory."""
-    from cuecraft.cli._shared import _quiet_model_loading
     from cuecraft.pipelines.generate import GenerationPipeline, load_builtin
 
-    _quiet_model_loading()
     device = device or "cpu"
     return load_builtin(device=device) if model == "builtin" else GenerationPipeline.from_dir(model, device=device)
 
@@ -44,7 +42,8 @@ def run_generate(args: argparse.Namespace) -> int:
                                 chords=args.chords, context=context, overlap=args.overlap)
     [result] = pipe.generate([request], steps=args.steps, guidance=args.guidance, guidance_text=args.guidance_text,
                              sampler=args.sampler, seed=args.seed, candidates=args.candidates, keep=args.keep,
-                             progress=None if args.no_progress else _progress(sys.stderr))
+                             progress=None if args.no_progress else _progress(sys.stderr),
+                             measured=args.measure or args.json)  # librosa's beat tracker: seconds per process
     pictures = [{".png": spectrogram_png(clip_frames(pipe.representation, clip), title=path.name)}
                 for path, clip in zip(numbered_paths(args.out, len(result.audio)), result.audio)]
     paths = write_wavs(args.out, result.audio, result.sample_rate, companions=pictures)  # WAVs + PNGs: one set
@@ -66,8 +65,8 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"asked: {asked}")
     for out in outputs:
         m = out["measured"]
-        print(f"{out['path']}: {out['seconds']:.2f} s, measured tempo {m.get('tempo')} bpm, key {m.get('key')} "
-              f"(spectrogram {out['spectrogram']})")
+        found = f", measured tempo {m.get('tempo')} bpm, key {m.get('key')}" if args.measure else ""
+        print(f"{out['path']}: {out['seconds']:.2f} s{found} (spectrogram {out['spectrogram']})")
     return 0
 
 
@@ -118,6 +117,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--keep", type=int, default=1, metavar="K", help="candidates kept, best first (default 1)")
     generate.add_argument("--out", default="generated.wav", metavar="FILE.wav", help="output WAV (default generated.wav)")
     generate.add_argument("--device", help="cpu or cuda (default cpu)")
+    generate.add_argument("--measure", action="store_true",
+                          help="measure each output's tempo and key and print them (librosa's beat tracker: a few "
+                               "seconds more in a new process; --json and --candidates > 1 always measure)")
     generate.add_argument("--json", action="store_true", help="print what was asked and measured as JSON")
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
     generate.set_defaults(run=run_generate)

@@ -117,6 +117,14 @@ def downloads_allowed(allowed: bool = True) -> Iterator[None]:
         _DOWNLOADS.reset(token)
 
 
+def _quietly(load: Callable[..., M]) -> Callable[..., M]:
+    def quiet_load(*args: Any, **kwargs: Any) -> M:
+        with _no_progress_bars():
+            return load(*args, **kwargs)
+
+    return quiet_load
+
+
 def _is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
@@ -137,6 +145,24 @@ def _cached_snapshot(name: str) -> Path | None:
         return None
 
 
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars ("Loading weights") off for one load, then as they were: the
+    caller's logging state is left as it found it."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        transformers_logging = None
+    enabled = transformers_logging is not None and transformers_logging.is_progress_bar_enabled()
+    if enabled:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 def load_pretrained(load: Callable[..., M], name_or_path: str, *, what: str, allow_download: bool = False) -> M:
     """Call ``load(source, local_files_only=...)`` (a transformers ``from_pretrained``) offline-first.
 
@@ -151,6 +177,7 @@ def load_pretrained(load: Callable[..., M], name_or_path: str, *, what: str, all
                           f"({short_repr(name_or_path)}); at most {MAX_NAME_CHARS:,}, without NUL")
     path = Path(name_or_path).expanduser()
     tokenizer = "Tokenizer" in getattr(load, "__qualname__", "") or "Processor" in getattr(load, "__qualname__", "")
+    load = _quietly(load)  # no "Loading weights" bar on stderr at every load
     if _is_dir(path):
         check_model_folder(path, what, tokenizer=tokenizer)
         try:

@@ -35,9 +35,11 @@ from cuecraft._optional import require
 from cuecraft.attributes import AttributeValue
 from cuecraft.condition import Condition
 from cuecraft.conditioners.base import BaseConditioner, check_int
+from cuecraft.conditioners.bert import load_bert
 from cuecraft.conditioners.pretrained import (
     AUTOCAST_DTYPES,
     EmbeddingLRU,
+    _is_dir,
     autocast,
     check_autocast_dtype,
     freeze,
@@ -369,11 +371,17 @@ class SentenceConditioner(TransformerTextConditioner):
             problems.append(f"output: expected one of {', '.join(SENTENCE_OUTPUTS)}; got {output!r}")
         if problems:
             raise ConfigError(problems)
-        transformers = require("transformers", extra="text", purpose="the sentence conditioner")
         model_dir = default_sentence_model() if model_path is None else Path(model_path).expanduser()
         what = "sentence conditioner (model_path)"
-        tokenizer = load_pretrained(transformers.AutoTokenizer.from_pretrained, str(model_dir), what=what)
-        encoder = load_pretrained(transformers.AutoModel.from_pretrained, str(model_dir), what=what)
+        # A plain BERT folder (the default MiniLM) without transformers: its import is ~3 s of each process.
+        # Not when fine-tuning: cuecraft.conditioners.bert has no dropout.
+        bert = load_bert(model_dir) if not enable_grad and _is_dir(model_dir) else None
+        if bert is not None:
+            encoder, tokenizer = bert
+        else:
+            transformers = require("transformers", extra="text", purpose="the sentence conditioner")
+            tokenizer = load_pretrained(transformers.AutoTokenizer.from_pretrained, str(model_dir), what=what)
+            encoder = load_pretrained(transformers.AutoModel.from_pretrained, str(model_dir), what=what)
         pooling, normalize, declared_length = read_sentence_layout(model_dir)
         max_length = max_length or declared_length or min(getattr(tokenizer, "model_max_length", 512), 512)
         super().__init__(encoder, tokenizer, encoder.config.hidden_size, output_dim, max_length=max_length,
