@@ -192,10 +192,15 @@ def test_cli_measures_tempo_and_key_only_when_asked(model_dir, tmp_path, capsys,
 def test_cli_prints_no_progress_bar_of_model_loading(model_dir, tmp_path, capfd):
     from transformers.utils import logging as transformers_logging
 
-    assert main(["generate", "a tune", "--model", str(model_dir), "--seconds", "0.5", "--steps", "1",
-                 "--no-progress", "--out", str(tmp_path / "clip.wav")]) == 0
-    assert capfd.readouterr().err == ""  # no "Loading weights" bar
-    assert transformers_logging.is_progress_bar_enabled()  # and the user's setting is left as it was
+    before = transformers_logging.is_progress_bar_enabled()  # other CLI commands in this process may have set it
+    transformers_logging.enable_progress_bar()
+    try:
+        assert main(["generate", "a tune", "--model", str(model_dir), "--seconds", "0.5", "--steps", "1",
+                     "--no-progress", "--out", str(tmp_path / "clip.wav")]) == 0
+        assert capfd.readouterr().err == ""  # no "Loading weights" bar
+        assert transformers_logging.is_progress_bar_enabled()  # and the user's setting is left as it was
+    finally:
+        (transformers_logging.enable_progress_bar if before else transformers_logging.disable_progress_bar)()
 
 
 def test_generate_command_imports_nothing_it_does_not_use():
