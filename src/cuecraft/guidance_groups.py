@@ -44,11 +44,11 @@ learnt under attribute dropout. Predictions are [B, C, ...] (channels on dim 1).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 
+from cuecraft._numbers import is_finite_number
 from cuecraft.attributes import ATTRIBUTE_KINDS, AttributeKind, ConditioningAttributes
 from cuecraft.errors import ConditioningInputError, ConfigError
 from cuecraft.guidance import _check_batch, check_keep_kinds, rescale_guided
@@ -65,8 +65,7 @@ def prompt_conditions(types: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(name for name, kind in types.items() if kind in PROMPT_TYPES)
 
 
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+_is_number = is_finite_number
 
 
 def check_guidance_group(conditions: object, scale: object, branch: object, types: Mapping[str, str]) -> list[str]:

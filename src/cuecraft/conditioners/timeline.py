@@ -20,7 +20,6 @@ ConditioningInputError (``item 2, bpm: ...; got nan; allowed: ...``), and nothin
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
+from cuecraft._numbers import is_finite_number
 from cuecraft._text import short_repr
 from cuecraft.attributes import AttributeValue, SymbolicCondition
 from cuecraft.condition import Condition
@@ -72,9 +72,7 @@ def parse_time_signature(text: Any) -> Metre:
     raise ConditioningInputError(f"time_signature: got {short_repr(text)}; allowed: {METRE_ALLOWED}")
 
 
-def is_number(value: Any) -> bool:
-    """A real number (not a bool), finite."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+is_number = is_finite_number  # a real number (not a bool), finite
 
 
 class Problems(list):

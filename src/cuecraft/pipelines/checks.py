@@ -6,12 +6,12 @@ W latent mel bins.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from cuecraft._numbers import is_finite_number
 from cuecraft.errors import GenerationInputError
 
 OUTPUT_TYPES = ("np", "pt", "latent")
@@ -33,8 +33,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _finite(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+_finite = is_finite_number
 
 
 def _is_text_list(value: Any) -> bool:

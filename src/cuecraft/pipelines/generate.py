@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cuecraft._numbers import is_finite_number
 from cuecraft._text import short_repr
 from cuecraft.errors import ConditioningInputError, GenerationError, GenerationInputError
 from cuecraft.guidance_groups import PROMPT_TYPES
@@ -65,12 +66,7 @@ MAX_MELODY_SECONDS = 600.0  # a melody recording (file or waveform), checked bef
 Progress = Callable[[int, int], None]  # (sampler steps done, total)
 
 
-def _finite(value: Any) -> bool:
-    """A finite real number: a float, or an int below 10^300 (``math.isfinite`` of a 400-digit int is
-    an OverflowError)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value)
+_finite = is_finite_number
 
 
 @dataclass(frozen=True)

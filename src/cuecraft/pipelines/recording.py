@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from cuecraft._numbers import is_finite_number
+
 MODES = ("continue", "inpaint")
 CROSSFADE_SECONDS = 0.1  # original -> decoded audio at a join (decoded: Griffin-Lim / vocoder phase)
 
@@ -240,10 +242,7 @@ def _crossfade(out: torch.Tensor, original: torch.Tensor, decoded: torch.Tensor,
 def check_seconds(value: Any, name: str, low: float, high: float, problems: list[str], *,
                   inclusive: bool = True) -> float | None:
     """``value`` as a float in (low, high] (``inclusive``) or (low, high), else a problem line."""
-    # a 400-digit int is not finite here (math.isfinite of it is an OverflowError)
-    finite = not isinstance(value, bool) and isinstance(value, (int, float)) and (
-        abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value))
-    ok = finite and value > low and (value <= high if inclusive else value < high)
+    ok = is_finite_number(value) and value > low and (value <= high if inclusive else value < high)
     if not ok:
         bracket = "]" if inclusive else ")"
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."

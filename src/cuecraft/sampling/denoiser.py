@@ -23,12 +23,12 @@ frames: the sampler's state there stays ``alpha_t * latent + sigma_t * eps``, as
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from cuecraft._numbers import is_finite_number
 from cuecraft.errors import GenerationInputError
 from cuecraft.fuser import FusedInputs
 from cuecraft.guidance import apply_guidance
@@ -39,8 +39,7 @@ from cuecraft.sampling.fused import concat_fused, fused_batch_size
 Model = Callable[..., torch.Tensor]
 
 
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+_is_number = is_finite_number
 
 
 @dataclass(frozen=True)
